@@ -1,0 +1,72 @@
+"""The ``edgekit`` command line: one program, subcommands.
+
+Each subcommand lives in ``edgekit/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)``
+and ``run(args)``. Those modules import only argparse-level things at the top; the heavy work
+(torch, onnx, TensorRT) is imported inside ``run`` so ``edgekit --help`` stays fast and works with
+the base install alone.
+"""
+
+import argparse
+import importlib
+import sys
+
+from edgekit import __version__
+from edgekit.errors import UserError
+
+# name -> module; order is the order of `edgekit --help`
+COMMANDS = (
+    ("demo", "edgekit.commands.demo"),
+    ("train", "edgekit.commands.train"),
+    ("export", "edgekit.commands.export"),
+    ("inspect", "edgekit.commands.inspect"),
+    ("quantize", "edgekit.commands.quantize"),
+    ("bundle", "edgekit.commands.bundle"),
+    ("build", "edgekit.commands.build"),
+    ("doctor", "edgekit.commands.doctor"),
+    ("profile", "edgekit.commands.profile"),
+    ("serve", "edgekit.commands.serve"),
+    ("fleet", "edgekit.commands.fleet"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (argparse already uses 2) and a pointer to --help."""
+
+    def error(self, message):
+        sys.stderr.write("%s: error: %s. See `%s --help`.\n" % (self.prog, message, self.prog))
+        raise SystemExit(2)
+
+
+def build_parser():
+    parser = _Parser(prog="edgekit", description="Small vision models from a desktop to a camera on a Jetson: "
+                     "train, export, quantize, build, serve, profile.")
+    parser.add_argument("--version", action="version", version="edgekit %s" % __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS:
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        p.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        result = module.run(args)
+    except UserError as exc:
+        sys.stderr.write("edgekit %s: error: %s\n" % (args.command, exc.one_line()))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("edgekit %s: interrupted\n" % args.command)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

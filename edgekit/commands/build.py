@@ -1,0 +1,13 @@
+"""`edgekit build`."""
+
+from edgekit.errors import NotBuiltYet
+
+HELP = "build (not built yet)"
+
+
+def add_arguments(parser):
+    parser.add_argument("rest", nargs="*", help="arguments")
+
+
+def run(args):
+    raise NotBuiltYet("`edgekit build` is not built yet", hint="see the README for what works today")

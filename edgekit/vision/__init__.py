@@ -1,0 +1,1 @@
+"""Pre- and post-processing shared by training, calibration, evaluation, profiler and daemon."""
