@@ -1,0 +1,62 @@
+"""Shared helpers for benchmarks: claims printed as `name: value (goal)` and JSON under runs/bench/."""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "runs", "bench")
+
+
+def context():
+    import numpy
+
+    info = {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count(),
+            "numpy": numpy.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def claim(name, value, goal, unit="", ok=None):
+    """Print one claim line and return it as a dict. ``goal`` is a string like '>= 2.5x'."""
+    text = "%s: %s%s (goal %s)" % (name, ("%.3f" % value) if isinstance(value, float) else value, unit, goal)
+    if ok is not None:
+        text += " %s" % ("ok" if ok else "MISSED")
+    print(text, flush=True)
+    return {"name": name, "value": value, "unit": unit, "goal": goal, "ok": ok}
+
+
+def alternate(fns, repeats=5):
+    """Run the named callables A, B, A, B... ``repeats`` times; each returns a number (e.g. ms).
+    Returns {name: [values...]} so claims can use the median of side-by-side measurements."""
+    results = dict((name, []) for name in fns)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            results[name].append(fn())
+    return results
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def write(area, data):
+    os.makedirs(OUT_DIR, exist_ok=True)
+    path = os.path.join(OUT_DIR, area + ".json")
+    data = dict(data)
+    data.setdefault("context", context())
+    with open(path + ".tmp", "w") as handle:
+        json.dump(data, handle, indent=2, default=float)
+    os.replace(path + ".tmp", path)
+    print("wrote %s" % os.path.relpath(path, ROOT))
+    return path

@@ -1,0 +1,1 @@
+"""The camera inference daemon: pipeline, sinks, metrics, HTTP, config, systemd integration."""
