@@ -1,0 +1,1 @@
+"""TensorRT engines: build and cache on the device, and the calibration-cache text format."""
