@@ -1,0 +1,56 @@
+import numpy as np
+
+from edgekit.vision.draw import annotate, color_for
+
+
+def frame(h=120, w=160):
+    return np.zeros((h, w, 3), dtype=np.uint8)
+
+
+def det(index, box, score=0.9, label="x"):
+    return {"index": index, "label": label, "score": score, "box": box}
+
+
+def test_draws_box_edges_in_class_colour_and_leaves_input_untouched():
+    src = frame()
+    result = {"task": "detection", "detections": [det(2, [40, 50, 100, 110])]}
+    out = annotate(src, result)
+    assert src.sum() == 0                                   # input not modified
+    assert out.shape == src.shape and out.dtype == np.uint8
+    color = np.array(color_for(2), dtype=np.uint8)
+    assert (out[80, 40] == color).all() and (out[80, 100] == color).all()   # left / right edges
+    assert (out[110, 70] == color).all()                                     # bottom edge
+    assert out[80, 70].sum() == 0                                            # interior stays empty
+
+
+def test_label_is_written_near_the_box():
+    out = annotate(frame(), {"task": "detection", "detections": [det(0, [60, 60, 100, 100], label="cat")]})
+    above = out[35:60, 60:130]
+    assert (above != 0).any()
+
+
+def test_box_at_the_top_edge_and_outside_the_frame_do_not_fail():
+    result = {"task": "detection", "detections": [det(1, [0, 0, 30, 30]), det(3, [-50, -50, 500, 500])]}
+    out = annotate(frame(), result)
+    assert out[:30, :30].any()
+
+
+def test_classification_banner_and_labels_override():
+    result = {"task": "classification", "top": [{"index": 1, "label": "dog", "score": 0.83}]}
+    out = annotate(frame(), result, labels=["a", "a much longer label"])
+    banner = out[:30, :]
+    assert banner.any() and not out[60:, :].any()
+    plain = annotate(frame(), result)
+    assert (banner != 0).sum() > (plain[:30, :] != 0).sum()   # the longer label fills more pixels
+
+
+def test_empty_or_missing_result_returns_a_clean_copy_and_caption_draws():
+    assert not annotate(frame(), None).any()
+    assert not annotate(frame(), {"task": "detection", "detections": []}).any()
+    out = annotate(frame(), None, caption="12.5 fps")
+    assert out[100:, :80].any() and not out[:50].any()
+
+
+def test_grey_frame_becomes_bgr():
+    out = annotate(np.zeros((40, 40), np.uint8), {"task": "detection", "detections": [det(0, [5, 5, 30, 30])]})
+    assert out.shape == (40, 40, 3)
