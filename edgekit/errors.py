@@ -17,7 +17,7 @@ class UserError(Exception):
         self.hint = hint
 
     def one_line(self):
-        text = self.message.rstrip(". ")
+        text = self.message.strip().rstrip(". ")
         if self.hint:
             hint = self.hint.rstrip(". ")
             text += ". " + hint[:1].upper() + hint[1:]

@@ -28,8 +28,8 @@ class LetterboxInfo(object):
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
         boxes[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
         boxes[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
-        np.clip(boxes[:, [0, 2]], 0, self.frame_w, out=boxes[:, [0, 2]])
-        np.clip(boxes[:, [1, 3]], 0, self.frame_h, out=boxes[:, [1, 3]])
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, self.frame_w)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, self.frame_h)
         return boxes
 
 
