@@ -1,7 +1,5 @@
 """ONNX Runtime runner: CPU provider; CUDA and TensorRT execution providers when present."""
 
-import numpy as np
-
 from edgekit.errors import BackendUnavailable, ConfigError, ModelError
 from edgekit.runners.base import Runner, TensorSpec
 
