@@ -181,3 +181,26 @@ def get_target(name):
 
 def names():
     return sorted(TARGETS)
+
+
+# Board identity -> preset, from the text of /proc/device-tree/model (PLATFORM.md "Board identity"):
+# e.g. "NVIDIA Jetson Nano Developer Kit", "NVIDIA Jetson Xavier NX Developer Kit",
+# "NVIDIA Jetson Orin Nano Developer Kit". First match wins (order matters: "Orin Nano" before "Nano").
+BOARD_MODELS = (
+    ("Orin Nano", "jetson-orin-nano"),
+    ("Xavier NX", "jetson-xavier-nx"),
+    ("Jetson Nano", "jetson-nano"),
+)
+
+
+def detect_target(model_path="/proc/device-tree/model"):
+    """The preset of the board this runs on, from the device tree; None when not a known board."""
+    try:
+        with open(model_path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+    for needle, name in BOARD_MODELS:
+        if needle in text:
+            return name
+    return None

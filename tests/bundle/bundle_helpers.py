@@ -1,0 +1,84 @@
+"""Helpers for bundle tests: a tiny ONNX classifier with edgekit metadata, hand-crafted (possibly
+malicious) tarballs, and the CLI in a subprocess."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_classifier(path, labels=("red", "green", "blue"), precision="fp32", scale=1.0):
+    """GlobalAveragePool + MatMul: 3 classes; ``scale`` changes the weights (so the sha256)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.meta import ModelMeta, attach_to_onnx
+
+    w = (np.eye(3, dtype=np.float32) * scale).ravel()
+    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, [3, 3], w)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    attach_to_onnx(model, ModelMeta.from_dict({
+        "task": "classification", "labels": list(labels), "precision": precision,
+        "input": {"name": "images", "shape": [1, 3, 16, 16]},
+        "preprocess": {"color": "RGB", "resize": "stretch"},
+        "decoder": {"type": "classification", "top_k": 3}}))
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def read_members(path):
+    """{name: bytes} of every regular file in a tarball."""
+    with tarfile.open(path, "r:*") as tar:
+        return dict((m.name, tar.extractfile(m).read()) for m in tar if m.isfile())
+
+
+def write_tar(path, entries):
+    """entries: list of (TarInfo, bytes or None). Writes a .tar.gz exactly as given."""
+    with tarfile.open(str(path), "w:gz") as tar:
+        for info, data in entries:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return str(path)
+
+
+def file_info(name, size=0):
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    return info
+
+
+def rewrite(bundle, out, change):
+    """Copy a bundle's files, let ``change(files: dict)`` alter them, write a new tarball."""
+    files = read_members(bundle)
+    change(files)
+    return write_tar(out, [(file_info(name), data) for name, data in files.items()])
+
+
+def manifest_of(bundle):
+    return json.loads(read_members(bundle)["manifest.json"].decode("utf-8"))
+
+
+def run_cli(*args, env=None):
+    """`python -m edgekit ...` in a subprocess: (returncode, stdout, stderr)."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "edgekit"] + [str(a) for a in args], cwd=ROOT, env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
