@@ -1,0 +1,241 @@
+"""Sources: URIs, the latest-frame grabber, lossless files, end of stream, loops, reconnects."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgekit.errors import UserError
+from edgekit.sources import SourceError, open_source, source_kind
+from edgekit.sources.base import Source, parse_query
+from edgekit.sources.capture import ensure_appsink
+from edgekit.sources.csi import csi_pipeline, scaled_size
+from edgekit.sources.rtsp import rtsp_pipeline
+from edgekit.sources.synthetic import synthetic_frame
+
+
+def drain(source, timeout=2.0, delay=0.0):
+    frames = []
+    while True:
+        frame = source.read(timeout=timeout)
+        if frame is None:
+            return frames
+        frames.append(frame)
+        if delay:
+            time.sleep(delay)
+
+
+def test_source_kind_table(tmp_path, make_video):
+    video = make_video(frames=2)
+    assert source_kind("0") == "v4l2"
+    assert source_kind("v4l2:///dev/video0") == "v4l2"
+    assert source_kind("csi://0?width=640") == "csi"
+    assert source_kind("rtsp://cam/stream") == "rtsp"
+    assert source_kind("gst://videotestsrc ! appsink") == "gst"
+    assert source_kind("synthetic://") == "synthetic"
+    assert source_kind(video) == "file"
+    assert source_kind(str(tmp_path)) == "images"
+    with pytest.raises(SourceError, match="unknown source scheme 'ftp'"):
+        source_kind("ftp://x")
+    with pytest.raises(SourceError, match="source not found"):
+        source_kind(str(tmp_path / "missing.mp4"))
+
+
+def test_bad_uris_are_user_errors():
+    with pytest.raises(UserError, match="width='abc' is not an integer"):
+        open_source("synthetic://?width=abc")
+    with pytest.raises(UserError, match="unknown parameter"):
+        open_source("synthetic://?widht=10")
+    with pytest.raises(UserError, match="do not apply"):
+        open_source("synthetic://", realtime=True)
+    with pytest.raises(UserError, match="flip must be 0..7"):
+        open_source("csi://0?flip=9")
+    with pytest.raises(UserError, match="must end in appsink"):
+        open_source("gst://videotestsrc ! fakesink")
+
+
+def test_synthetic_frames_are_deterministic_and_move():
+    a, b = synthetic_frame(5, 160, 120, seed=1), synthetic_frame(5, 160, 120, seed=1)
+    assert a.shape == (120, 160, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, synthetic_frame(6, 160, 120, seed=1))
+
+
+def test_lossless_synthetic_delivers_every_frame_then_eof():
+    with open_source("synthetic://?width=64&height=48&fps=0&frames=25") as source:
+        frames = drain(source)
+        assert [f.seq for f in frames] == list(range(1, 26))
+        assert source.eof
+        stats = source.stats()
+    assert stats["frames"] == 25 and stats["dropped"] == 0 and stats["eof"] is True
+    f = frames[0]
+    assert f.image.shape == (48, 64, 3) and f.ts_capture > 1e9 and f.t_capture > 0
+
+
+def test_video_file_lossless_and_realtime(make_video):
+    path = make_video(frames=20, fps=50)
+    with open_source(path, realtime=False) as source:
+        assert len(drain(source)) == 20
+        assert source.stats()["dropped"] == 0
+    # paced like a camera, with a slow consumer: only the newest frames, the rest dropped and counted
+    with open_source(path) as source:
+        got = drain(source, delay=0.06)
+        stats = source.stats()
+    assert stats["frames"] == 20
+    assert stats["dropped"] > 0 and len(got) + stats["dropped"] == 20
+    assert all(b.seq > a.seq for a, b in zip(got, got[1:]))
+
+
+def test_file_uri_with_query(make_video):
+    path = make_video(frames=5)
+    with open_source("file://%s?realtime=0" % path) as source:
+        assert len(drain(source)) == 5
+
+
+def test_video_loop_restarts(make_video):
+    path = make_video(frames=6, fps=1000)
+    with open_source(path, loop=True, realtime=False) as source:
+        frames = [source.read(timeout=2.0) for _ in range(15)]
+        assert all(f is not None for f in frames)
+        assert source.stats()["loops"] >= 2
+        assert not source.eof
+
+
+def test_image_folder(tmp_path):
+    import cv2
+
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / ("%02d.png" % i)), synthetic_frame(i, 40, 30))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "99.jpg").write_bytes(b"broken")
+    with open_source(str(tmp_path)) as source:
+        frames = drain(source)
+        stats = source.stats()
+    assert len(frames) == 4 and frames[0].image.shape == (30, 40, 3)
+    assert stats["failures"] == 1 and "99.jpg" in stats["last_error"]
+
+
+def test_missing_file_or_empty_folder(tmp_path):
+    with pytest.raises(SourceError, match="video file not found"):
+        open_source("file://%s" % (tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path)).start()
+
+
+class FlakySource(Source):
+    """A test source that dies after every 5 frames and fails to open twice before coming back."""
+
+    scheme = "flaky"
+
+    def __init__(self, **opts):
+        super(FlakySource, self).__init__("flaky://", backoff_initial=0.001, backoff_max=0.004, **opts)
+        self.opens = 0
+        self.fail_opens = 0
+        self.n = 0
+
+    def _open(self):
+        self.opens += 1
+        if self.fail_opens > 0:
+            self.fail_opens -= 1
+            raise SourceError("camera gone")
+        self.n = 0
+
+    def _grab(self):
+        self.n += 1
+        if self.n > 5:
+            self.fail_opens = 2
+            return None
+        time.sleep(0.001)
+        return np.zeros((8, 8, 3), np.uint8)
+
+
+def test_source_that_dies_and_returns_many_times():
+    with FlakySource() as source:
+        frames = []
+        deadline = time.monotonic() + 10
+        while len(frames) < 60 and time.monotonic() < deadline:
+            frame = source.read(timeout=1.0)
+            if frame is not None:
+                frames.append(frame)
+        stats = source.stats()
+    assert len(frames) == 60
+    assert stats["reconnects"] >= 10
+    assert stats["failures"] >= 3 * stats["reconnects"]       # one read failure + two failed opens each time
+    assert stats["last_error"] in ("camera gone.", "read failed on flaky://")
+
+
+def test_backoff_is_capped_and_exponential(monkeypatch):
+    waits = []
+    source = FlakySource()
+    source.backoff_initial, source.backoff_max = 0.01, 0.04
+    real_wait = source._stop.wait
+
+    def record(delay):
+        waits.append(delay)
+        return real_wait(0)
+
+    monkeypatch.setattr(source._stop, "wait", record)
+    source.fail_opens = 10 ** 6
+    source._open = lambda: (_ for _ in ()).throw(SourceError("gone"))
+    source.n = 99
+    thread = threading.Thread(target=source._run)
+    thread.start()
+    time.sleep(0.2)
+    source._stop.set()
+    thread.join(2)
+    assert waits[:4] == [0.01, 0.02, 0.04, 0.04]
+
+
+def test_file_that_disappears_and_reappears(make_video, tmp_path):
+    """A looping video whose file vanishes: the source keeps retrying with backoff and comes back."""
+    path = make_video(name="cam.mp4", frames=4, fps=1000)
+    hidden = str(tmp_path / "hidden.mp4")
+    source = open_source(path, loop=True, realtime=False, backoff_initial=0.01, backoff_max=0.05)
+    with source:
+        for _ in range(3):
+            assert source.read(timeout=2.0) is not None
+            before = source.stats()
+            os.rename(path, hidden)
+            deadline = time.monotonic() + 5
+            while source.stats()["failures"] == before["failures"] and time.monotonic() < deadline:
+                source.read(timeout=0.05)
+            os.rename(hidden, path)
+            deadline = time.monotonic() + 5
+            while source.stats()["reconnects"] == before["reconnects"] and time.monotonic() < deadline:
+                source.read(timeout=0.05)
+        stats = source.stats()
+    assert stats["reconnects"] >= 3 and stats["failures"] >= 3
+
+
+def test_gstreamer_pipeline_texts():
+    text = ensure_appsink("videotestsrc ! videoconvert ! appsink")
+    assert text.endswith("appsink drop=true max-buffers=1 sync=false")
+    text = ensure_appsink("videotestsrc ! appsink max-buffers=2 name=s")
+    assert "max-buffers=2" in text and "drop=true" in text and "sync=false" in text and text.count("max-buffers") == 1
+    csi = csi_pipeline(0, 1280, 720, 30, 2, scaled_size(1280, 720, (224, 224)))
+    assert csi.startswith("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,"
+                          "framerate=30/1,format=NV12 ! nvvidconv flip-method=2 ! video/x-raw,width=398,height=224")
+    assert csi.endswith("appsink drop=true max-buffers=1 sync=false")
+    assert scaled_size(640, 480, (1000, 1000)) == (640, 480)
+    source = open_source("csi://1?width=1920&height=1080&fps=60&out=native")
+    assert "sensor-id=1" in source.pipeline and "width=1920,height=1080,format=BGRx" in source.pipeline
+    rtsp = rtsp_pipeline("rtsp://cam/s", "nvv4l2")
+    assert "nvv4l2decoder" in rtsp and "latency=0" in rtsp and rtsp.endswith("sync=false")
+    assert "decodebin" in rtsp_pipeline("rtsp://cam/s", "gst")
+
+
+def test_query_parsing_and_redaction():
+    assert parse_query("synthetic://?a=1&b=x") == ("", {"a": "1", "b": "x"})
+    source = open_source("rtsp://admin:secret@10.0.0.2/stream")
+    assert "secret" not in source.describe() and "admin:***@10.0.0.2" in source.describe()
+
+
+def test_gst_without_gstreamer_says_why():
+    from edgekit.sources.capture import has_gstreamer
+
+    if has_gstreamer():
+        pytest.skip("this cv2 has GStreamer: covered by test_gstreamer.py")
+    with pytest.raises(SourceError, match="no GStreamer"):
+        open_source("gst://videotestsrc num-buffers=3 ! videoconvert ! appsink").start()
