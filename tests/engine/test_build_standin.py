@@ -1,0 +1,275 @@
+"""edgekit.engine.build against the TensorRT/pycuda STAND-INS (tests/standins), in both API shapes.
+
+These test control flow, cache keys, invalidation, atomic writes and errors -- not TensorRT itself.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from standins import install  # noqa: E402
+from standins.models import tiny_classifier  # noqa: E402
+
+from edgekit.engine import build as build_mod  # noqa: E402
+from edgekit.engine import cache, memory  # noqa: E402
+from edgekit.engine.build import build_engine, parse_shapes, trtexec_command  # noqa: E402
+from edgekit.errors import BackendUnavailable, ConfigError, ModelError, PrecisionError  # noqa: E402
+
+NANO_MEMINFO = """MemTotal:        4059272 kB
+MemFree:          812344 kB
+MemAvailable:    2310552 kB
+Buffers:           86220 kB
+Cached:          1397564 kB
+SwapCached:            0 kB
+SwapTotal:       2029632 kB
+SwapFree:        2029632 kB
+"""
+CALIB = b"TRT-8201-EntropyCalibration2\nimages: 3c010a14\nlogits: 3d9a5e2c\n"
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_classifier(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def logs():
+    return []
+
+
+def build(path, tmp_path, logs, **kw):
+    kw.setdefault("cache_dir", str(tmp_path / "cache"))
+    return build_engine(path, log=logs.append, **kw)
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+def test_build_then_cache_hit(tmp_path, monkeypatch, model, logs, api):
+    standin = install(monkeypatch, api=api)
+    first = build(model, tmp_path, logs)
+    assert first.built and os.path.exists(first.path) and os.path.exists(first.sidecar)
+    assert first.key["tensorrt"] == standin.trt.__version__ and first.key["gpu"] == "NVIDIA Tegra X1"
+    assert first.key["compute_capability"] == "5.3" and first.key["cuda"] == "10.2"
+    assert first.key_hash == cache.key_hash(first.key) and first.key_hash in first.path
+    second = build(model, tmp_path, logs)
+    assert not second.built and second.path == first.path
+    assert sum(1 for name, _ in standin.calls if name == "build_serialized_network") == 1
+    assert any("engine from cache" in m for m in logs)
+    assert not standin.gpu.context_stack          # every context made was popped
+
+
+def test_sidecar_carries_meta_with_the_engine_precision(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    record = build(model, tmp_path, logs, precision="fp16")
+    from edgekit.meta import read_meta
+
+    meta = read_meta(record.path)
+    assert meta.precision == "fp16" and meta.labels == ["a", "b", "c", "d"]
+    with open(record.sidecar) as handle:
+        data = json.load(handle)
+    assert data["format"] == cache.FORMAT and data["key"] == record.key
+    assert data["engine_bytes"] == os.path.getsize(record.path)
+
+
+@pytest.mark.parametrize("api,expected", [("8.2", "max_workspace_size"), ("10", "set_memory_pool_limit")])
+def test_workspace_through_the_api_of_each_release(tmp_path, monkeypatch, model, logs, api, expected):
+    standin = install(monkeypatch, api=api)
+    monkeypatch.setattr(memory, "read_meminfo", lambda path="/proc/meminfo": memory.parse_meminfo(NANO_MEMINFO))
+    record = build(model, tmp_path, logs)
+    with open(record.sidecar) as handle:
+        data = json.load(handle)
+    assert data["workspace_api"] == expected and data["workspace_mib"] == 256
+    built = [d for name, d in standin.calls if name == "build_serialized_network"][0]
+    assert built["workspace"] == 256 * 1024 ** 2
+    assert any("workspace capped at 256 MiB" in m for m in logs)
+
+
+def test_tensorrt_upgrade_invalidates_and_replaces_the_engine(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    old = build(model, tmp_path, logs)
+    install(monkeypatch, api="10")
+    new = build(model, tmp_path, logs)
+    assert new.built and new.path != old.path
+    assert any("no longer matches (tensorrt 8.2.1.8 -> 10.3.0.26)" in m for m in logs)
+    assert not os.path.exists(old.path) and not os.path.exists(old.sidecar)
+    assert [e.engine for e in cache.entries(str(tmp_path / "cache"))] == [new.path]
+
+
+def test_other_gpu_changes_the_key(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="10")
+    a = build(model, tmp_path, logs)
+    install(monkeypatch, api="10", name="NVIDIA Orin", compute_capability=(8, 7))
+    b = build(model, tmp_path, logs)
+    assert a.key_hash != b.key_hash and b.built
+    assert any("gpu NVIDIA Tegra X1 -> NVIDIA Orin" in m and "compute_capability 5.3 -> 8.7" in m for m in logs)
+
+
+def test_damaged_engine_is_rebuilt(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    record = build(model, tmp_path, logs)
+    with open(record.path, "r+b") as handle:
+        handle.truncate(10)
+    again = build(model, tmp_path, logs)
+    assert again.built and any("damaged" in m for m in logs)
+
+
+def test_engine_that_fails_to_deserialize_is_rebuilt(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    record = build(model, tmp_path, logs)
+    garbage = b"not an engine"
+    with open(record.path, "wb") as handle:
+        handle.write(garbage)
+    with open(record.sidecar) as handle:
+        data = json.load(handle)
+    data["engine_sha256"] = build_mod.fsutil.sha256_bytes(garbage)
+    with open(record.sidecar, "w") as handle:
+        json.dump(data, handle)
+    again = build(model, tmp_path, logs)
+    assert again.built and any("fails to deserialize" in m for m in logs)
+
+
+def test_int8_on_a_nano_is_refused_not_dropped(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2", fast_int8=False)
+    calib = tmp_path / "calib.cache"
+    calib.write_bytes(CALIB)
+    with pytest.raises(PrecisionError) as exc:
+        build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert "platform_has_fast_int8" in str(exc.value) and "--precision fp16" in str(exc.value)
+    assert not os.path.exists(str(tmp_path / "cache")) or not cache.entries(str(tmp_path / "cache"))
+    forced = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib), force=True)
+    assert forced.built and forced.warnings and "--force" in forced.warnings[-1]
+
+
+def test_fp16_without_fast_fp16_is_refused(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="10", fast_fp16=False)
+    with pytest.raises(PrecisionError, match="no fast FP16"):
+        build(model, tmp_path, logs, precision="fp16")
+    assert build(model, tmp_path, logs, precision="fp32").built
+
+
+def test_int8_with_calibration_cache_keys_on_its_hash(tmp_path, monkeypatch, model, logs):
+    standin = install(monkeypatch, api="10", fast_int8=True)
+    calib = tmp_path / "calib.cache"
+    calib.write_bytes(CALIB)
+    a = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert a.key["calib_sha256"] == build_mod.fsutil.sha256_file(str(calib))
+    flags = [d["flags"] for n, d in standin.calls if n == "build_serialized_network"][-1]
+    assert flags == ["BuilderFlag.FP16", "BuilderFlag.INT8"]
+    calib.write_bytes(CALIB.replace(b"3d9a5e2c", b"3d9a5e2d"))
+    b = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert b.built and b.key_hash != a.key_hash and any("calib file changed" in m for m in logs)
+
+
+def test_int8_without_calibration_is_an_error(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="10", fast_int8=True)
+    with pytest.raises(PrecisionError, match="calibration cache"):
+        build(model, tmp_path, logs, precision="int8")
+
+
+def test_dynamic_input_needs_shapes_and_they_enter_the_key(tmp_path, monkeypatch, logs):
+    install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "dyn.onnx", dynamic_batch=True)
+    with pytest.raises(ConfigError, match="dynamic dimensions"):
+        build(model, tmp_path, logs)
+    with pytest.raises(ConfigError, match="not inputs"):
+        build(model, tmp_path, logs, shapes=["input:1x3x8x8"])
+    with pytest.raises(ConfigError, match="does not fit"):
+        build(model, tmp_path, logs, shapes=["images:1x3x9x8"])
+    a = build(model, tmp_path, logs, shapes=["images:1x3x8x8/2x3x8x8/4x3x8x8"])
+    assert a.key["shapes"] == {"images": [[1, 3, 8, 8], [2, 3, 8, 8], [4, 3, 8, 8]]}
+    b = build(model, tmp_path, logs, shapes={"images": [[1, 3, 8, 8], [1, 3, 8, 8], [8, 3, 8, 8]]})
+    assert b.key_hash != a.key_hash
+
+
+def test_opset_too_new_for_tensorrt_82_is_a_model_error(tmp_path, monkeypatch, logs):
+    model = tiny_classifier(tmp_path / "new.onnx", opset=17)
+    install(monkeypatch, api="8.2")
+    with pytest.raises(ModelError) as exc:
+        build(model, tmp_path, logs)
+    assert "opset" in str(exc.value) and "--target jetson-nano" in str(exc.value)
+    install(monkeypatch, api="10")
+    assert build(model, tmp_path, logs).built
+
+
+def test_out_of_memory_during_build_leaves_nothing_behind(tmp_path, monkeypatch, model, logs):
+    standin = install(monkeypatch, api="8.2")
+
+    def boom(self, network, config):
+        raise MemoryError()
+    monkeypatch.setattr(standin.trt.Builder, "build_serialized_network", boom)
+    with pytest.raises(memory.MemoryShortage) as exc:
+        build(model, tmp_path, logs)
+    assert "multi-user.target" in str(exc.value) and "--workspace" in str(exc.value)
+    leftovers = [n for n in os.listdir(str(tmp_path / "cache")) if not n.startswith("timing-")] \
+        if os.path.isdir(str(tmp_path / "cache")) else []
+    assert leftovers == []
+
+
+def test_failed_sidecar_write_removes_the_engine(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="10")
+
+    def fail(path, obj):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cache.fsutil, "atomic_write_json", fail)
+    with pytest.raises(OSError):
+        build(model, tmp_path, logs)
+    names = os.listdir(str(tmp_path / "cache"))
+    assert not [n for n in names if n.endswith(".engine") or n.endswith(".tmp")]
+
+
+def test_timing_cache_is_reused_across_builds(tmp_path, monkeypatch, model, logs):
+    standin = install(monkeypatch, api="8.2")
+    timing = str(tmp_path / "timing.cache")
+    build(model, tmp_path, logs, timing_cache=timing, precision="fp16")
+    build(model, tmp_path, logs, timing_cache=timing, precision="fp32")
+    loaded = [d for n, d in standin.calls if n == "create_timing_cache"]
+    assert loaded == [0, 1]
+    with open(timing, "rb") as handle:
+        assert handle.read() == b"STANDIN-TIMING:2"
+
+
+def test_without_tensorrt_the_error_names_the_jetpack_package(tmp_path, monkeypatch, model, logs):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(BackendUnavailable, match="python3-libnvinfer"):
+        build(model, tmp_path, logs)
+
+
+def test_bad_inputs_fail_before_tensorrt(tmp_path, model, logs):
+    with pytest.raises(ModelError):
+        build(str(tmp_path / "missing.onnx"), tmp_path, logs)
+    with pytest.raises(ConfigError, match="unknown precision"):
+        build(model, tmp_path, logs, precision="int4")
+    with pytest.raises(ConfigError, match="only used with --precision int8"):
+        calib = tmp_path / "c.cache"
+        calib.write_bytes(CALIB)
+        build(model, tmp_path, logs, precision="fp16", calib_cache=str(calib))
+
+
+@pytest.mark.parametrize("text,expected", [
+    (["x:1x3x8x8"], {"x": [[1, 3, 8, 8]] * 3}),
+    (["a:b:1x2/2x2/4x2"], {"a:b": [[1, 2], [2, 2], [4, 2]]}),
+])
+def test_parse_shapes(text, expected):
+    assert parse_shapes(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["x", "x:1x3", "x:1x3/2x3", "x:4x3/2x3/1x3", "x:1xQ", "x:0x3"])
+def test_parse_shapes_rejects(bad):
+    if bad == "x:1x3":
+        assert parse_shapes([bad]) == {"x": [[1, 3]] * 3}
+        return
+    with pytest.raises(ConfigError):
+        parse_shapes([bad])
+
+
+def test_trtexec_command_per_release():
+    shapes = {"images": [[1, 3, 8, 8], [2, 3, 8, 8], [4, 3, 8, 8]]}
+    old = trtexec_command("m.onnx", "fp16", 256, shapes, None, "t.cache", "m.engine", series="8.2")
+    assert old[1:] == ["--onnx=m.onnx", "--saveEngine=m.engine", "--fp16", "--workspace=256",
+                       "--minShapes=images:1x3x8x8", "--optShapes=images:2x3x8x8", "--maxShapes=images:4x3x8x8",
+                       "--timingCacheFile=t.cache"]
+    new = trtexec_command("m.onnx", "int8", 512, None, "c.cache", series="10")
+    assert new[1:] == ["--onnx=m.onnx", "--fp16", "--int8", "--calib=c.cache", "--memPoolSize=workspace:512"]
