@@ -124,6 +124,7 @@ class TensorRTRunner(Runner):
             for buf in getattr(self, "buffers", []):
                 if buf.device is not None:
                     buf.device.free()
+                buf.host.base.free()         # page-locked (and mapped) host memory, now, not at GC
             self.buffers, self.context, self.engine, self.stream = [], None, None, None
         finally:
             ctx.pop()

@@ -129,6 +129,11 @@ def make_modules(gpu):
             self.__array_interface__ = self._array.__array_interface__
             self._device = None
 
+        def free(self):
+            if self._device is not None:
+                gpu.memory.pop(self._device, None)
+                self._device = None
+
         def get_device_pointer(self):
             if not self.mem_flags & drv.host_alloc_flags.DEVICEMAP:
                 raise LogicError("cuMemHostGetDevicePointer failed: memory not mapped (DEVICEMAP)")

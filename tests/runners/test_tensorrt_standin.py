@@ -1,0 +1,124 @@
+"""TensorRTRunner against the TensorRT/pycuda STAND-INS (tests/standins), both API shapes.
+
+Checks the data path (page-locked buffers -> async copies -> execute -> copies back -> synchronize),
+dynamic shapes through the profile, zero-copy mapped memory, the h2d/compute/d2h split from CUDA
+events, context handling across threads, and errors. Not a test of TensorRT itself.
+"""
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from standins import install  # noqa: E402
+from standins.models import tiny_classifier  # noqa: E402
+
+from edgekit.errors import ModelError, UserError  # noqa: E402
+from edgekit.runners import backend_available, open_runner  # noqa: E402
+from edgekit.runners.tensorrt import TensorRTRunner  # noqa: E402
+
+
+def reference(model, x):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+@pytest.mark.parametrize("zero_copy", [False, True])
+def test_matches_onnxruntime_within_fp16_tolerance(tmp_path, monkeypatch, api, zero_copy):
+    standin = install(monkeypatch, api=api)
+    model = tiny_classifier(tmp_path / "m.onnx")
+    x = np.random.RandomState(1).rand(1, 3, 8, 8).astype(np.float32)
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), zero_copy=zero_copy) as runner:
+        assert [s.name for s in runner.input_specs()] == ["images"]
+        assert runner.output_specs()[0].shape == [1, 4]
+        out = runner.infer({"images": x})
+        info = runner.describe()
+    np.testing.assert_allclose(out["logits"], reference(model, x), rtol=1e-2, atol=1e-2)
+    assert info["api"] == ("bindings" if api == "8.2" else "tensor-names")
+    assert info["precision"] == "fp16" and info["zero_copy"] is zero_copy and info["from_cache"] is False
+    names = [n for n, _ in standin.calls]
+    assert ("execute_async_v2" if api == "8.2" else "execute_async_v3") in names
+    assert ("memcpy_htod_async" in names) is (not zero_copy)
+    assert not standin.gpu.context_stack and not standin.gpu.memory
+
+
+def test_timing_split_from_cuda_events(tmp_path, monkeypatch):
+    standin = install(monkeypatch, api="8.2", copy_ms_per_mb=1000.0, compute_ms=3.0)
+    model = tiny_classifier(tmp_path / "m.onnx", size=32)
+    feed = {"images": np.ones((1, 3, 32, 32), np.float32)}
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
+        runner.infer(feed)
+        timing = dict(runner.last_timing)
+    assert timing["compute"] == pytest.approx(3.0)
+    assert timing["h2d"] == pytest.approx(3 * 32 * 32 * 4 / 1e6 * 1000.0)      # input bytes
+    assert timing["d2h"] == pytest.approx(4 * 4 / 1e6 * 1000.0)                # output bytes
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), zero_copy=True) as runner:
+        runner.infer(feed)
+        assert runner.last_timing == {"h2d": 0.0, "compute": pytest.approx(3.0), "d2h": 0.0}
+    assert standin.gpu.contexts_made >= 2
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+def test_dynamic_batch_through_the_profile(tmp_path, monkeypatch, api):
+    install(monkeypatch, api=api)
+    model = tiny_classifier(tmp_path / "d.onnx", dynamic_batch=True)
+    opts = dict(cache_dir=str(tmp_path / "c"), shapes=["images:1x3x8x8/2x3x8x8/4x3x8x8"])
+    rng = np.random.RandomState(0)
+    with open_runner("tensorrt", model, **opts) as runner:
+        assert runner.input_specs()[0].shape == ["?", 3, 8, 8]
+        for batch in (4, 1, 3):
+            x = rng.rand(batch, 3, 8, 8).astype(np.float32)
+            out = runner.infer({"images": x})
+            assert out["logits"].shape == (batch, 4)
+            np.testing.assert_allclose(out["logits"], reference(model, x), rtol=1e-2, atol=1e-2)
+        with pytest.raises(UserError, match="outside the engine's profile"):
+            runner.infer({"images": np.zeros((5, 3, 8, 8), np.float32)})
+
+
+def test_runs_from_another_thread(tmp_path, monkeypatch):
+    install(monkeypatch, api="10")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    x = np.ones((1, 3, 8, 8), np.float32)
+    results = []
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
+        thread = threading.Thread(target=lambda: results.append(runner.infer({"images": x})))
+        thread.start()
+        thread.join()
+    assert results and results[0]["logits"].shape == (1, 4)
+
+
+def test_engine_file_from_the_cache_and_from_another_tensorrt(tmp_path, monkeypatch):
+    install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    from edgekit.engine.build import build_engine
+
+    record = build_engine(model, cache_dir=str(tmp_path / "c"), log=lambda m: None)
+    with open_runner("tensorrt", record.path) as runner:
+        assert runner.infer({"images": np.zeros((1, 3, 8, 8), np.float32)})["logits"].shape == (1, 4)
+    install(monkeypatch, api="10")            # an upgrade: the old engine no longer loads
+    with pytest.raises(ModelError, match="rebuild it here"):
+        with open_runner("tensorrt", record.path):
+            pass
+
+
+def test_wrong_feed_is_a_user_error(tmp_path, monkeypatch):
+    install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
+        with pytest.raises(UserError):
+            runner.infer({"images": np.zeros((1, 3, 9, 8), np.float32)})
+
+
+def test_available_only_with_tensorrt_and_pycuda(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert TensorRTRunner.available() is False and backend_available("tensorrt") is False
+    install(monkeypatch, api="10")
+    assert TensorRTRunner.available() is True
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    assert TensorRTRunner.available() is False
