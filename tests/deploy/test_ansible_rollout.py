@@ -1,0 +1,155 @@
+"""The Ansible rollout, run for real against localhost (local connection) on two "boards" (two
+temporary roots): canary first then batches, health checks on /readyz, automatic rollback.
+
+The health endpoint is a small HTTP server in the test that answers /readyz like the daemon does:
+200 when the live release's model loads in ONNX Runtime, 503 otherwise. The daemon restart is
+`true` (no systemd here). Three playbook runs: a good bundle reaches both boards, canary first; a
+bundle whose model cannot load fails the canary's health check, is rolled back there, and never
+reaches the second board; rollback.yml takes the whole fleet back one release.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from edgekit.desktop.bundle_make import make_bundle
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ANSIBLE = os.path.join(ROOT, "deploy", "ansible")
+PLAYBOOK = shutil.which("ansible-playbook")
+
+pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook is not installed (apt install ansible)")
+
+
+def _model(path, broken=False):
+    """A tiny classifier with edgekit metadata; ``broken``: valid metadata, but a MatMul whose
+    weight shape ONNX Runtime rejects at load time (what a bad model looks like to the daemon)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.meta import ModelMeta, attach_to_onnx
+
+    shape = [2, 2] if broken else [3, 3]
+    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, shape,
+                                                  np.ones(int(np.prod(shape)), np.float32))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    attach_to_onnx(model, ModelMeta.from_dict({
+        "task": "classification", "labels": ["a", "b", "c"], "input": {"name": "images", "shape": [1, 3, 8, 8]},
+        "preprocess": {}, "decoder": {"type": "classification"}}))
+    onnx.save(model, str(path))
+    return str(path)
+
+
+class _Ready(BaseHTTPRequestHandler):
+    def do_GET(self):
+        import onnxruntime as ort
+
+        url = urlparse(self.path)
+        root = parse_qs(url.query).get("root", [""])[0]
+        try:
+            ort.InferenceSession(os.path.join(root, "current", "model.onnx"), providers=["CPUExecutionProvider"])
+            code, body = 200, {"ready": True}
+        except Exception as exc:     # the daemon would not get ready on this release
+            code, body = 503, {"ready": False, "last_error": str(exc)[:200]}
+        data = json.dumps(body).encode()
+        self.send_response(code if url.path == "/readyz" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def health_server():
+    server = HTTPServer(("127.0.0.1", 0), _Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d/readyz" % server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _inventory(tmp_path, url, roots):
+    edgekit = "%s -m edgekit" % sys.executable
+    lines = ["[jetsons]"]
+    for name, root in roots.items():
+        lines.append("%s ansible_connection=local edgekit_root=%s edgekit_health_url=%s?root=%s"
+                     % (name, root, url, root))
+    lines += ["", "[jetsons:vars]", "ansible_python_interpreter=%s" % (shutil.which("python3") or sys.executable),
+              "edgekit_bin='%s'" % edgekit, "edgekit_target=x86-cpu", "edgekit_keep=3",
+              "edgekit_restart_command=true", "edgekit_health_retries=2", "edgekit_health_delay=1"]
+    path = tmp_path / "inventory.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _playbook(tmp_path, inventory, bundle=None, playbook="rollout.yml"):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "at"),
+               ANSIBLE_REMOTE_TEMP=str(tmp_path / "rt"), ANSIBLE_ROLES_PATH=os.path.join(ANSIBLE, "roles"),
+               PYTHONPATH=ROOT)
+    extra = ["-e", "edgekit_bundle=%s" % bundle] if bundle else []
+    proc = subprocess.run([PLAYBOOK, "-i", inventory, os.path.join(ANSIBLE, playbook)] + extra, cwd=ANSIBLE, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=240)
+    return proc.returncode, proc.stdout
+
+
+def _current(root):
+    return os.path.basename(os.readlink(os.path.join(root, "current")))
+
+
+def _bundle(tmp_path, name, broken=False):
+    out = str(tmp_path / ("%s.tar.gz" % name))
+    return out, make_bundle(_model(tmp_path / ("%s.onnx" % name), broken), out, target="x86-cpu")["bundle_id"]
+
+
+def test_rollout_canary_batches_and_rollback(tmp_path, health_server):
+    roots = {"board1": str(tmp_path / "board1"), "board2": str(tmp_path / "board2")}
+    first, first_id = _bundle(tmp_path, "first")
+    good, good_id = _bundle(tmp_path, "good")
+    bad, bad_id = _bundle(tmp_path, "bad", broken=True)
+    for root in roots.values():        # the release the boards run before the rollout
+        subprocess.check_call([sys.executable, "-m", "edgekit", "bundle", "install", first, "--root", root,
+                               "--target", "x86-cpu"], cwd=ROOT, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    inventory = _inventory(tmp_path, health_server, roots)
+
+    code, out = _playbook(tmp_path, inventory, good)
+    assert code == 0, out
+    assert all(_current(root) == good_id for root in roots.values())
+    # canary first: the play runs board1 alone, then the next batch with board2
+    assert out.index("ok: [board1]") < out.index("ok: [board2]")
+    assert out.count("PLAY [Roll out an edgekit bundle]") == 2
+    assert "board1                     : ok=" in out and "failed=0" in out
+
+    code, out = _playbook(tmp_path, inventory, bad)
+    assert code != 0
+    assert "Roll back (only if %s became current)" % bad_id in out
+    assert "bundle %s failed on board1" % bad_id in out and "current release: %s" % good_id in out
+    assert _current(roots["board1"]) == good_id                      # canary rolled back, restarted, healthy
+    assert sorted(os.listdir(os.path.join(roots["board1"], "releases"))) == sorted([first_id, good_id, bad_id])
+    assert _current(roots["board2"]) == good_id                      # the failed canary stopped the rollout
+    assert bad_id not in os.listdir(os.path.join(roots["board2"], "releases"))
+    assert "board2" not in out.split("PLAY RECAP")[1]
+
+    code, out = _playbook(tmp_path, inventory, playbook="rollback.yml")
+    assert code == 0, out
+    assert all(_current(root) == first_id for root in roots.values())
