@@ -79,6 +79,7 @@ class Source(object):
         self.loops = 0
         self.last_error = None
         self.connected = False
+        self.heartbeat = time.monotonic()   # the grabber's last sign of life (for the watchdog)
 
     # -- subclass interface ---------------------------------------------------------------
     def _open(self):
@@ -176,10 +177,11 @@ class Source(object):
         opened = True
         read_since_open = 0
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             if not opened:
                 if failures_in_row:
                     delay = min(self.backoff_max, self.backoff_initial * (2 ** min(failures_in_row - 1, 30)))
-                    if self._stop.wait(delay):
+                    if self._sleep(delay):
                         break
                 try:
                     self._open()
@@ -217,6 +219,17 @@ class Source(object):
                 self._note_failure(None)
             failures_in_row += 1
         self._finish()
+
+    def _sleep(self, delay):
+        """Wait ``delay`` seconds (True when stopped), keeping the heartbeat fresh."""
+        end = time.monotonic() + delay
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return self._stop.is_set()
+            if self._stop.wait(min(left, 1.0)):
+                return True
+            self.heartbeat = time.monotonic()
 
     def _note_failure(self, exc):
         self.failures += 1

@@ -166,26 +166,27 @@ def test_source_that_dies_and_returns_many_times():
     assert stats["last_error"] in ("camera gone.", "read failed on flaky://")
 
 
-def test_backoff_is_capped_and_exponential(monkeypatch):
+def test_backoff_is_capped_and_exponential():
     waits = []
     source = FlakySource()
     source.backoff_initial, source.backoff_max = 0.01, 0.04
-    real_wait = source._stop.wait
 
     def record(delay):
         waits.append(delay)
-        return real_wait(0)
+        if len(waits) >= 6:
+            source._stop.set()
+        return source._stop.is_set()
 
-    monkeypatch.setattr(source._stop, "wait", record)
-    source.fail_opens = 10 ** 6
-    source._open = lambda: (_ for _ in ()).throw(SourceError("gone"))
-    source.n = 99
+    def gone():
+        raise SourceError("gone")
+
+    source._sleep, source._open = record, gone
+    source.n = 99                         # the first read fails
     thread = threading.Thread(target=source._run)
     thread.start()
-    time.sleep(0.2)
-    source._stop.set()
-    thread.join(2)
-    assert waits[:4] == [0.01, 0.02, 0.04, 0.04]
+    thread.join(5)
+    assert [round(w, 6) for w in waits[:5]] == [0.01, 0.02, 0.04, 0.04, 0.04]
+    assert source.eof
 
 
 def test_file_that_disappears_and_reappears(make_video, tmp_path):

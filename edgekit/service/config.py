@@ -1,0 +1,274 @@
+"""The daemon's configuration: a YAML file, validated against a schema, CLI flags on top.
+
+Every mistake is a ConfigError naming the key and the problem ("config key outputs.jsonl.max_bytes
+must be an integer >= 1024, got '10MB'"); unknown keys are refused with the nearest valid name.
+Relative paths in a file are relative to that file; in flags, to the working directory.
+``load_config(path, overrides)`` returns plain nested dicts with every default filled in.
+"""
+
+import copy
+import difflib
+import os
+
+from edgekit.errors import ConfigError
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "opencv")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class Key(object):
+    """One leaf of the schema: accepted types, default, and an optional check(value) -> problem or None."""
+
+    def __init__(self, types, default=None, check=None, choices=None, required=False, path=False, doc=""):
+        self.types = types if isinstance(types, tuple) else (types,)
+        self.default = default
+        self.check = check
+        self.choices = choices
+        self.required = required
+        self.path = path
+        self.doc = doc
+
+
+def at_least(low):
+    return lambda v: None if v >= low else "must be >= %s" % low
+
+
+def port_range(v):
+    return None if 0 <= v <= 65535 else "must be a port number 0..65535"
+
+
+NUM = (int, float)
+OPT_STR = (str, type(None))
+OPT_INT = (int, type(None))
+OPT_NUM = (int, float, type(None))
+OPT_BOOL = (bool, type(None))
+
+SCHEMA = {
+    "device_id": Key(str, "edgekit", doc="name in records, MQTT topics and metrics"),
+    "model": {
+        "path": Key(OPT_STR, None, required=True, path=True, doc=".onnx or TensorRT .engine (with its .json sidecar)"),
+        "backend": Key(str, "auto", choices=BACKENDS),
+        "meta": Key(OPT_STR, None, path=True, doc="YAML metadata for a model without an edgekit block"),
+        "threads": Key(OPT_INT, None, check=at_least(1), doc="ONNX Runtime intra-op threads"),
+        "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning"),
+    },
+    "source": {
+        "uri": Key(OPT_STR, None, required=True, doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),
+        "loop": Key(bool, False, doc="finite sources start again at their end"),
+        "realtime": Key(OPT_BOOL, None, doc="video files: pace at the file's frame rate (default true)"),
+        "fps": Key(OPT_NUM, None, check=at_least(0), doc="video files / image folders: pace at this rate"),
+        "decoder": Key(OPT_STR, None, choices=("auto", "nvv4l2", "gst", "ffmpeg", None), doc="RTSP decoder"),
+        "read_timeout_s": Key(NUM, 5.0, check=at_least(0.1)),
+        "reconnect_initial_s": Key(NUM, 0.5, check=at_least(0.01)),
+        "reconnect_max_s": Key(NUM, 10.0, check=at_least(0.01)),
+    },
+    "pipeline": {
+        "overlap": Key(str, "auto", choices=("auto", "on", "off"), doc="preprocess N+1 while inferring N"),
+        "max_frames": Key(OPT_INT, None, check=at_least(1), doc="stop after this many frames"),
+    },
+    "outputs": {
+        "jsonl": {
+            "path": Key(OPT_STR, None, path=True),
+            "max_bytes": Key(int, 10 * 1024 * 1024, check=at_least(1024)),
+            "backups": Key(int, 5, check=at_least(0)),
+            "queue": Key(int, 256, check=at_least(1)),
+        },
+        "http": {
+            "listen": Key(OPT_STR, None, doc="HOST:PORT; off when null"),
+            "token_file": Key(OPT_STR, None, path=True),
+            "max_streams": Key(int, 4, check=at_least(1)),
+            "max_request_bytes": Key(int, 8192, check=at_least(256)),
+        },
+        "mqtt": {
+            "host": Key(OPT_STR, None, doc="broker; off when null"),
+            "port": Key(int, 1883, check=port_range),
+            "topic_prefix": Key(str, "edgekit"),
+            "qos": Key(int, 1, choices=(0, 1, 2)),
+            "buffer": Key(int, 1000, check=at_least(1)),
+            "telemetry_interval_s": Key(NUM, 10.0, check=at_least(0.1)),
+            "username": Key(OPT_STR, None),
+            "password_file": Key(OPT_STR, None, path=True),
+        },
+    },
+    "summary": Key(OPT_STR, None, path=True, doc="write a JSON summary here at exit"),
+}
+
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+              type(None): "null", dict: "a mapping"}
+
+
+def defaults(schema=SCHEMA):
+    out = {}
+    for name, spec in schema.items():
+        out[name] = defaults(spec) if isinstance(spec, dict) else copy.deepcopy(spec.default)
+    return out
+
+
+def _type_ok(value, types):
+    if isinstance(value, bool) and bool not in types:
+        return False                   # YAML `true` is not an integer here
+    if isinstance(value, int) and not isinstance(value, bool) and float in types:
+        return True
+    return isinstance(value, types)
+
+
+def _describe(types):
+    names = ["a number"] if int in types and float in types else []
+    for t in types:
+        name = TYPE_NAMES.get(t, t.__name__)
+        if not (names and names[0] == "a number" and t in (int, float)) and name not in names:
+            names.append(name)
+    return " or ".join(names)
+
+
+def _merge(schema, data, base_dir, prefix, out):
+    if not isinstance(data, dict):
+        raise ConfigError("config key %s must be a mapping, got %r" % (prefix.rstrip(".") or "(top level)", data),
+                          hint="indent its keys under it")
+    for name, value in data.items():
+        key = prefix + str(name)
+        if name not in schema:
+            close = difflib.get_close_matches(str(name), list(schema), n=1)
+            raise ConfigError("config key %s is unknown" % key,
+                              hint="did you mean %s%s" % (prefix, close[0]) if close else
+                              "valid keys here: %s" % ", ".join(sorted(schema)))
+        spec = schema[name]
+        if isinstance(spec, dict):
+            if value is None:
+                continue
+            _merge(spec, value, base_dir, key + ".", out.setdefault(name, {}))
+            continue
+        if not _type_ok(value, spec.types):
+            raise ConfigError("config key %s must be %s, got %r" % (key, _describe(spec.types), value),
+                              hint="fix the value")
+        if spec.choices is not None and value not in spec.choices:
+            raise ConfigError("config key %s must be one of %s, got %r" % (
+                key, ", ".join(str(c) for c in spec.choices if c is not None), value), hint="fix the value")
+        if spec.check is not None and value is not None:
+            problem = spec.check(value)
+            if problem:
+                raise ConfigError("config key %s %s, got %r" % (key, problem, value), hint="fix the value")
+        if spec.path and isinstance(value, str) and base_dir is not None:
+            value = os.path.join(base_dir, os.path.expanduser(value))
+        out[name] = value
+
+
+def _check_required(schema, cfg, prefix=""):
+    for name, spec in schema.items():
+        if isinstance(spec, dict):
+            _check_required(spec, cfg[name], prefix + name + ".")
+        elif spec.required and cfg[name] in (None, ""):
+            raise ConfigError("config key %s%s is required" % (prefix, name),
+                              hint="set it in the config file or with its command-line flag")
+
+
+def merge(cfg, data, base_dir=None):
+    """Merge a (partial) nested dict into ``cfg`` after validating every key."""
+    _merge(SCHEMA, data, base_dir, "", cfg)
+    return cfg
+
+
+def set_dotted(data, dotted, value):
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
+
+
+def load_config(path=None, overrides=None):
+    """Defaults <- YAML file <- overrides ({dotted.key: value}, from CLI flags). Validated."""
+    from edgekit.config import load_yaml
+
+    cfg = defaults()
+    if path:
+        path = os.path.abspath(path)
+        merge(cfg, load_yaml(path), base_dir=os.path.dirname(path))
+    flags = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(flags, dotted, value)
+    merge(cfg, flags, base_dir=os.getcwd())
+    _check_required(SCHEMA, cfg)
+    check_http(cfg)
+    return cfg
+
+
+# -- HTTP bind and secrets ----------------------------------------------------------------------
+def parse_host_port(text, key, default_port):
+    """'HOST:PORT', '[::1]:8080', 'HOST' or ':PORT' -> (host, port)."""
+    text = str(text).strip()
+    host, port = text, default_port
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        port = int(port)
+    except ValueError:
+        raise ConfigError("%s: port %r is not a number" % (key, port), hint="use HOST:PORT, e.g. 127.0.0.1:8080")
+    if not 0 <= port <= 65535:
+        raise ConfigError("%s: port %d is out of range" % (key, port), hint="use 1..65535 (0 picks a free port)")
+    return host or "127.0.0.1", port
+
+
+def is_loopback(host):
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def check_http(cfg):
+    http = cfg["outputs"]["http"]
+    if not http["listen"]:
+        return
+    host, _ = parse_host_port(http["listen"], "outputs.http.listen", 8080)
+    if not is_loopback(host) and not http["token_file"]:
+        raise ConfigError("HTTP on %s (not loopback) needs a token" % host,
+                          hint="give --token-file FILE (outputs.http.token_file), or bind to 127.0.0.1")
+
+
+def read_secret(path, key):
+    """A token or password from a file: must exist, be a regular file and not be empty."""
+    path = os.path.realpath(path)
+    if not os.path.isfile(path):
+        raise ConfigError("%s: %s is not a file" % (key, path), hint="create it (e.g. openssl rand -hex 32 > FILE)")
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+    except OSError as exc:
+        raise ConfigError("%s: cannot read %s: %s" % (key, path, exc.strerror), hint="check its permissions")
+    if not text:
+        raise ConfigError("%s: %s is empty" % (key, path), hint="put the secret in it")
+    return text, bool(os.stat(path).st_mode & 0o004)
+
+
+# -- paths: resolved and checked ------------------------------------------------------------------
+def check_model_path(path):
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise ConfigError("model file not found: %s" % path, hint="check --model / model.path")
+    if not os.path.isfile(real):
+        raise ConfigError("model path is not a regular file: %s" % real, hint="give the .onnx or .engine file")
+    if not os.access(real, os.R_OK):
+        raise ConfigError("model file is not readable: %s" % real, hint="check its permissions")
+    return real
+
+
+def check_output_path(path, key):
+    """An output file: its directory must exist and be writable; the path must not be a directory
+    or a symlink (a symlink could point a root daemon's writes anywhere)."""
+    path = os.path.abspath(path)
+    directory = os.path.realpath(os.path.dirname(path))
+    if os.path.islink(path):
+        raise ConfigError("%s: %s is a symlink" % (key, path), hint="give the real file path")
+    if os.path.isdir(path):
+        raise ConfigError("%s: %s is a directory" % (key, path), hint="give a file path inside it")
+    if not os.path.isdir(directory):
+        raise ConfigError("%s: directory %s does not exist" % (key, directory), hint="create it first")
+    if not os.access(directory, os.W_OK):
+        raise ConfigError("%s: directory %s is not writable" % (key, directory),
+                          hint="fix its permissions (with systemd: ReadWritePaths=)")
+    return os.path.join(directory, os.path.basename(path))

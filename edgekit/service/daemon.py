@@ -1,0 +1,445 @@
+"""The service around the pipeline: build it from the config, talk to systemd, handle signals.
+
+    daemon = Daemon(load_config("serve.yaml", overrides), config_path="serve.yaml")
+    exit_code = daemon.run()
+
+- systemd ``Type=notify`` without a dependency: datagrams to ``$NOTIFY_SOCKET`` (``@name`` is the
+  abstract namespace). ``READY=1`` after the first good inference, ``WATCHDOG=1`` every
+  ``WATCHDOG_USEC``/2 while frames flow (the inference loop and the source's grabber both alive
+  and recent: a hung camera read or a hung inference stops the petting and systemd restarts the
+  service), ``STATUS=`` a line of live figures, ``RELOADING=1`` / ``STOPPING=1``.
+- SIGTERM / SIGINT: stop taking frames, drain the sinks, write the summary, exit 0, within 2 s.
+- SIGHUP: reload the config file and the model while the old model keeps serving; swap between two
+  frames. A reload that fails (bad config, missing or corrupt model) keeps everything as it was and
+  says so.
+The pipeline runs on a worker thread; the main thread only waits, handles the flags the signal
+handlers set, and pets the watchdog.
+"""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+from edgekit.errors import ConfigError, UserError
+from edgekit.progress import say, warn
+from edgekit.service import config as config_mod
+
+DRAIN_SECONDS = 2.0        # SIGTERM -> exit
+TICK = 0.2
+
+
+class Notifier(object):
+    """sd_notify(3) in a few lines. Does nothing when $NOTIFY_SOCKET is unset."""
+
+    def __init__(self, environ=None):
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET") or ""
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        self.address = address or None
+        self.watchdog_interval = None
+        usec = env.get("WATCHDOG_USEC")
+        pid = env.get("WATCHDOG_PID")
+        if usec and usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 1e6 / 2.0
+        self.sent = []
+
+    @property
+    def enabled(self):
+        return self.address is not None
+
+    def notify(self, *fields):
+        message = "\n".join(fields)
+        self.sent.append(message)
+        if not self.address:
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.connect(self.address)
+            sock.sendall(message.encode("utf-8"))
+            return True
+        except OSError:
+            return False
+        finally:
+            sock.close()
+
+
+def resolve_backend(name, model_path):
+    """``auto`` -> the first backend whose libraries import here; returns (backend, reason)."""
+    from edgekit.errors import BackendUnavailable
+    from edgekit.runners import INSTALL_HINTS, choose_backend, runner_class
+
+    if name != "auto":
+        return name, "asked for"
+    ext = os.path.splitext(str(model_path))[1].lower()
+    if ext in (".engine", ".plan", ".trt"):
+        return choose_backend(name, model_path)
+    for candidate in ("tensorrt", "onnxruntime", "opencv"):
+        try:
+            if runner_class(candidate).available():
+                return candidate, "auto: first available of tensorrt, onnxruntime, opencv"
+        except (ImportError, BackendUnavailable):
+            continue
+    raise BackendUnavailable("no inference backend is installed", hint=INSTALL_HINTS["onnxruntime"])
+
+
+def open_predictor(cfg, log=say):
+    """Load and activate the model; logs the backend chosen and what changes (precision, shape)."""
+    from edgekit.predictor import Predictor
+
+    model = cfg["model"]
+    path = config_mod.check_model_path(model["path"])
+    backend, reason = resolve_backend(model["backend"], path)
+    options = {}
+    if backend == "onnxruntime":
+        options = dict((k, model[k]) for k in ("threads", "spinning") if model[k] is not None)
+    elif model["threads"] is not None or model["spinning"] is not None:
+        warn("model.threads / model.spinning apply to onnxruntime only; ignored for %s" % backend)
+    meta = None
+    if model["meta"]:
+        from edgekit.meta import load_meta_yaml
+
+        meta = load_meta_yaml(model["meta"])
+    predictor = Predictor.open(path, backend=backend, meta=meta, **options)
+    predictor.__enter__()
+    try:
+        log(describe_model(predictor, path, backend, reason))
+    except Exception:
+        predictor.__exit__(None, None, None)
+        raise
+    return predictor
+
+
+def describe_model(predictor, path, backend, reason):
+    meta = predictor.meta
+    info = predictor.runner.describe() or {}
+    spec = predictor.runner.input_specs()[0]
+    text = "model %s: %s, %d labels, input %s %s, %s; backend %s (%s)" % (
+        os.path.basename(path), meta.task, len(meta.labels), spec.name,
+        "x".join(str(d) for d in meta.input["shape"]), meta.precision, backend, reason)
+    if info.get("providers"):
+        text += ", providers %s" % ",".join(info["providers"])
+    runs_as = info.get("precision")
+    if runs_as and runs_as != meta.precision:
+        text += "; precision changes: the model is %s, %s runs it as %s" % (meta.precision, backend, runs_as)
+    if spec.is_dynamic:
+        text += "; the model's input is dynamic (%s): frames are fed as %s" % (
+            spec.shape, "x".join(str(d) for d in meta.input["shape"]))
+    return text
+
+
+class Daemon(object):
+    def __init__(self, cfg, config_path=None, overrides=None, notifier=None, log=say):
+        self.cfg = cfg
+        self.config_path = config_path
+        self.overrides = overrides or {}
+        self.notifier = notifier or Notifier()
+        self.log = log
+        self.metrics = None
+        self.pipeline = None
+        self.http = None
+        self.mqtt = None
+        self.jsonl = None
+        self.stop_event = threading.Event()
+        self._hup = threading.Event()
+        self._thread = None
+        self._failure = None
+        self._announced_ready = False
+        self._said_shape = False
+        self.reloads = 0
+        self.reload_failures = 0
+        self.last_reload_error = None
+        self.t_start = time.monotonic()
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self):
+        """Outputs first (a bad HTTP bind or path fails before the model loads), then model, source."""
+        from edgekit.service.metrics import Metrics
+        from edgekit.service.pipeline import Pipeline
+
+        cfg = self.cfg
+        self.metrics = Metrics()
+        sinks = self._build_sinks(cfg)
+        try:
+            predictor = open_predictor(cfg, self.log)
+            try:
+                source = self._build_source(cfg, predictor)
+            except BaseException:
+                predictor.__exit__(None, None, None)
+                raise
+        except BaseException:
+            self._close_sinks(sinks, 0.5)
+            raise
+        self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics, device_id=cfg["device_id"],
+                                 overlap=cfg["pipeline"]["overlap"], read_timeout=0.5)
+        self._label_http(predictor)
+        self.metrics.describe("reloads_total", "counter", "SIGHUP reloads, by result.")
+        return self
+
+    def _build_source(self, cfg, predictor):
+        from edgekit.sources import open_source
+
+        src = cfg["source"]
+        source = open_source(src["uri"], loop=src["loop"], realtime=src["realtime"], fps=src["fps"],
+                             decoder=src["decoder"], read_timeout=src["read_timeout_s"],
+                             backoff_initial=src["reconnect_initial_s"], backoff_max=src["reconnect_max_s"],
+                             model_hw=tuple(predictor.meta.input_hw))
+        source.start()
+        self.log("source %s" % source.describe())
+        return source
+
+    def _build_jsonl(self, cfg):
+        from edgekit.service.sinks.jsonl import JsonlSink
+
+        out = cfg["outputs"]["jsonl"]
+        if not out["path"]:
+            return None
+        path = config_mod.check_output_path(out["path"], "outputs.jsonl.path")
+        sink = JsonlSink(path, max_bytes=out["max_bytes"], backups=out["backups"], queue=out["queue"],
+                         metrics=self.metrics).start()
+        if sink.repaired_bytes:
+            warn("%s ended in a partial line (%d bytes, from a power cut?): cut off" % (path, sink.repaired_bytes))
+        self.log("results -> %s (rotating at %d bytes, %d backups)" % (path, out["max_bytes"], out["backups"]))
+        return sink
+
+    def _build_sinks(self, cfg):
+        sinks = []
+        try:
+            self.jsonl = self._build_jsonl(cfg)
+            if self.jsonl is not None:
+                sinks.append(self.jsonl)
+            http = cfg["outputs"]["http"]
+            if http["listen"]:
+                self.http = self._build_http(http)
+                sinks.append(self.http)
+            mqtt = cfg["outputs"]["mqtt"]
+            if mqtt["host"]:
+                self.mqtt = self._build_mqtt(cfg, mqtt)
+                sinks.append(self.mqtt)
+        except BaseException:
+            self._close_sinks(sinks, 0.5)
+            raise
+        return sinks
+
+    def _build_http(self, http):
+        from edgekit.service.http import HttpServer
+
+        host, port = config_mod.parse_host_port(http["listen"], "outputs.http.listen", 8080)
+        token = None
+        if http["token_file"]:
+            token, world = config_mod.read_secret(http["token_file"], "outputs.http.token_file")
+            if world:
+                warn("token file %s is readable by every user: chmod 600 it" % http["token_file"])
+        server = HttpServer(host=host, port=port, token=token, metrics=self.metrics, status_fn=self.status,
+                            labels=None, max_streams=http["max_streams"],
+                            max_request_bytes=http["max_request_bytes"])
+        server.start()
+        self.log("HTTP on %s%s" % (server.url, " (token required)" if token else ""))
+        return server
+
+    def _build_mqtt(self, cfg, mqtt):
+        from edgekit.service.sinks.mqtt import MqttSink
+
+        password = None
+        if mqtt["password_file"]:
+            password, _ = config_mod.read_secret(mqtt["password_file"], "outputs.mqtt.password_file")
+        sink = MqttSink(mqtt["host"], port=mqtt["port"], device_id=cfg["device_id"],
+                        topic_prefix=mqtt["topic_prefix"], qos=mqtt["qos"], buffer=mqtt["buffer"],
+                        metrics=self.metrics, status_fn=self.status,
+                        telemetry_interval=mqtt["telemetry_interval_s"], username=mqtt["username"],
+                        password=password)
+        sink.start()
+        self.log("MQTT to %s:%d, topics %s/%s/..." % (mqtt["host"], mqtt["port"], mqtt["topic_prefix"],
+                                                     cfg["device_id"]))
+        return sink
+
+    def _label_http(self, predictor):
+        if self.http is not None:
+            self.http.labels = list(predictor.meta.labels)
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self):
+        """The C6 status dict (HTTP /readyz, status page, MQTT telemetry)."""
+        if self.pipeline is None:
+            return {"ready": False, "last_error": "starting"}
+        status = self.pipeline.status()
+        status["uptime_s"] = round(time.monotonic() - self.t_start, 1)
+        status["device"] = self.cfg["device_id"]
+        status["reloads"] = self.reloads
+        if self.last_reload_error:
+            status["last_reload_error"] = self.last_reload_error
+        status["ready"] = bool(status["ready"] and self.flowing())
+        return status
+
+    def flowing(self, window=None):
+        """Frames flow: the loop published recently and the source's grabber is alive."""
+        window = window or max(5.0, 2 * (self.notifier.watchdog_interval or 0))
+        if self.pipeline is None:
+            return False
+        now = time.monotonic()
+        last = self.pipeline.last_publish_monotonic
+        return last is not None and now - last < window and now - self.pipeline.source.heartbeat < window
+
+    def status_line(self):
+        s = self.pipeline.status()
+        if not s["ready"]:
+            return "waiting for the first frame (%s)" % (s["last_error"] or s["source"])
+        text = "%.1f fps, %d frames, %d dropped, %d reconnects" % (s["fps"], s["frames"], s["dropped"],
+                                                                  s["reconnects"])
+        if not self.flowing():
+            text = "no frames for %.0f s (%s); %s" % (s["seconds_since_last_frame"] or 0,
+                                                      s["last_error"] or "source stalled", text)
+        return text
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, max_frames=None):
+        """Serve until SIGTERM/SIGINT, ``max_frames`` or the end of a finite source. Returns the summary."""
+        if self.pipeline is None:
+            self.build()
+        max_frames = max_frames or self.cfg["pipeline"]["max_frames"]
+        self._install_signals()
+        self._thread = threading.Thread(target=self._work, args=(max_frames,), name="pipeline")
+        self._thread.daemon = True
+        self._thread.start()
+        self.notifier.notify("STATUS=starting: %s" % self.pipeline.source.describe())
+        next_pet = next_status = 0.0
+        while self._thread.is_alive() and not self.stop_event.is_set():
+            self._thread.join(TICK)
+            now = time.monotonic()
+            if self._hup.is_set():
+                self._hup.clear()
+                self.reload()
+            if self.pipeline.ready and not self._announced_ready:
+                self._announce_ready()
+            if self.notifier.watchdog_interval and now >= next_pet:
+                if not self._announced_ready or self.flowing(window=2 * self.notifier.watchdog_interval):
+                    self.notifier.notify("WATCHDOG=1")
+                next_pet = now + self.notifier.watchdog_interval
+            if now >= next_status:
+                self.notifier.notify("STATUS=" + self.status_line())
+                next_status = now + 5.0
+        return self.shutdown()
+
+    def _work(self, max_frames):
+        try:
+            self.pipeline.run(max_frames=max_frames, stop_event=self.stop_event)
+        except BaseException as exc:     # handed to the main thread
+            self._failure = exc
+
+    def _announce_ready(self):
+        self._announced_ready = True
+        status = self.pipeline.status()
+        self.notifier.notify("READY=1", "STATUS=serving: first inference done")
+        meta = self.pipeline.predictor.meta
+        h, w = meta.input_hw
+        size = self.pipeline.frame_size
+        change = ""
+        if size and tuple(size) != (w, h):
+            change = "; frames %dx%d are resized (%s) to %dx%d" % (size[0], size[1], meta.preprocess["resize"], w, h)
+        self.log("ready: first inference done (%s)%s" % (status["source"], change))
+
+    def shutdown(self):
+        """Stop the loop, drain the sinks, close everything; all within DRAIN_SECONDS."""
+        deadline = time.monotonic() + DRAIN_SECONDS - 0.2
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(max(0.1, deadline - time.monotonic() - 0.6))
+        sinks = list(self.pipeline.sinks)
+        self._close_sinks(sinks, max(0.1, deadline - time.monotonic() - 0.1))
+        self.pipeline.source.close(timeout=0.1)
+        if self._thread is None or not self._thread.is_alive():
+            try:
+                self.pipeline.predictor.__exit__(None, None, None)
+            except Exception:
+                pass
+        summary = self.pipeline.summary()
+        summary["reloads"] = self.reloads
+        summary["sinks"] = dict((getattr(s, "name", type(s).__name__), _safe_stats(s)) for s in sinks)
+        if self._failure is not None:
+            summary["error"] = "%s: %s" % (type(self._failure).__name__, self._failure)
+        return summary
+
+    def _close_sinks(self, sinks, budget):
+        end = time.monotonic() + budget
+        for sink in sinks:
+            try:
+                sink.close(timeout=max(0.05, (end - time.monotonic()) / max(1, len(sinks))))
+            except Exception as exc:
+                warn("closing %s: %s" % (getattr(sink, "name", sink), exc))
+
+    @property
+    def failure(self):
+        return self._failure
+
+    # -- signals and reload -----------------------------------------------------------------
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum, frame):
+        self.stop_event.set()
+
+    def _on_hup(self, signum, frame):
+        self._hup.set()
+
+    def request_reload(self):
+        self._hup.set()
+
+    def reload(self):
+        """Re-read the config file and the model; swap them in between two frames, or keep the old."""
+        self.notifier.notify("RELOADING=1", "STATUS=reloading")
+        self.log("reload: reading %s" % (self.config_path or "the command-line settings"))
+        new_source = None
+        try:
+            cfg = config_mod.load_config(self.config_path, self.overrides)
+            predictor = open_predictor(cfg, self.log)
+            try:
+                if cfg["source"] != self.cfg["source"]:
+                    new_source = self._build_source(cfg, predictor)
+            except BaseException:
+                predictor.__exit__(None, None, None)
+                raise
+        except (UserError, OSError) as exc:
+            self.reload_failures += 1
+            self.last_reload_error = exc.one_line() if isinstance(exc, UserError) else str(exc)
+            self.metrics.inc("reloads_total", result="failed")
+            warn("reload failed, keeping the old model and settings: %s" % self.last_reload_error)
+            self.notifier.notify("READY=1", "STATUS=reload failed, old model kept: %s" % self.last_reload_error)
+            return False
+        for key in ("http", "mqtt", "jsonl"):
+            if cfg["outputs"][key] != self.cfg["outputs"][key]:
+                warn("outputs.%s changed: restart the service to apply it (kept as it was)" % key)
+        old_predictor, old_source, _ = self.pipeline.replace(predictor=predictor, source=new_source)
+        self._label_http(predictor)
+        _exit_quietly(old_predictor)
+        if new_source is not None:
+            old_source.close(timeout=0.5)
+        self.cfg = dict(cfg, outputs=self.cfg["outputs"])
+        self.reloads += 1
+        self.last_reload_error = None
+        self.metrics.inc("reloads_total", result="ok")
+        self.log("reload done")
+        self.notifier.notify("READY=1", "STATUS=reloaded")
+        return True
+
+
+def _exit_quietly(predictor):
+    try:
+        predictor.__exit__(None, None, None)
+    except Exception:
+        pass
+
+
+def _safe_stats(sink):
+    try:
+        return sink.stats()
+    except Exception as exc:
+        return {"error": str(exc)}
+

@@ -1,0 +1,376 @@
+"""The camera loop: source -> preprocess -> infer -> postprocess -> sinks, every stage timed.
+
+    with Predictor.open("model.onnx") as predictor, open_source("csi://0") as source:
+        summary = Pipeline(source, predictor, sinks=[jsonl]).run(max_frames=1000)
+
+One frame, top to bottom (``_step``): take the newest frame from the source's grabber (stage
+``capture``: the wait), ``preprocess``, ``infer``, ``postprocess``, hand the record to each sink
+(``output``: never blocks, sinks queue or drop), and note ``end_to_end`` (preprocess start ->
+output done) and ``frame_age`` (frame captured -> result published).
+
+Overlap: when the runner computes on a GPU (TensorRT, or ONNX Runtime's CUDA/TensorRT providers),
+a small worker reads and preprocesses frame N+1 while frame N is inferred (two buffers), so the
+CPU and the GPU work at once. On a CPU-only box the stages share the same cores: overlapping them
+adds hand-offs without adding compute, so the loop stays sequential ("The daemon's bound",
+MEASURE.md); the source's grabber thread already decodes in parallel. ``overlap="on"`` forces it.
+
+The pipeline does not start or close sinks (their owner does); it starts the source if needed and
+activates the predictor's runner if it is not active yet (deactivating it again at the end).
+"""
+
+import collections
+import os
+import threading
+import time
+
+try:
+    import queue
+except ImportError:  # pragma: no cover
+    import Queue as queue  # noqa: N813
+
+STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end", "frame_age")
+OVERLAP_MODES = ("auto", "on", "off")
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+MAX_ERRORS_IN_ROW = 100
+
+
+def runs_on_gpu(predictor):
+    """True when the runner's describe() says it computes on a GPU."""
+    try:
+        info = predictor.runner.describe() or {}
+    except Exception:
+        return False
+    if info.get("device") in ("gpu", "cuda"):
+        return True
+    if info.get("backend") == "tensorrt":
+        return True
+    providers = info.get("providers") or []
+    return bool(providers) and providers[0] in GPU_PROVIDERS
+
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an ascending list (MEASURE.md)."""
+    if not sorted_values:
+        return None
+    rank = max(1, int(-(-q * len(sorted_values) // 100)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def latency_summary(samples):
+    out = {}
+    for stage in STAGES:
+        values = sorted(samples.get(stage) or ())
+        if values:
+            out[stage] = dict(("p%d" % q, round(percentile(values, q), 3)) for q in (50, 90, 99))
+    return out
+
+
+def model_name(predictor):
+    path = getattr(predictor.runner, "model_path", None)
+    return os.path.basename(str(path)) if path else "model"
+
+
+class PipelineError(RuntimeError):
+    """Inference failed on every frame for a long run of frames: the daemon gives up (systemd restarts it)."""
+
+
+class Pipeline(object):
+    def __init__(self, source, predictor, sinks=(), metrics=None, device_id="edgekit", overlap="auto",
+                 read_timeout=0.5, max_samples=50000):
+        if overlap not in OVERLAP_MODES:
+            from edgekit.errors import ConfigError
+
+            raise ConfigError("pipeline overlap must be one of %s, got %r" % (OVERLAP_MODES, overlap),
+                              hint="auto overlaps when inference runs on a GPU")
+        self.source = source
+        self.predictor = predictor
+        self.sinks = list(sinks)
+        self.metrics = metrics
+        self.device_id = device_id
+        self.overlap = overlap
+        self.read_timeout = read_timeout
+        self._samples = dict((s, collections.deque(maxlen=max_samples)) for s in STAGES)
+        self._recent = collections.deque(maxlen=60)     # publish times, for the live fps
+        self._lock = threading.Lock()
+        self._pending = None
+        self._applied = threading.Event()
+        self._running = False
+        self._prefetch = None
+        self._source_base = {"dropped": 0, "reconnects": 0}
+        self._seen = {"dropped": 0, "reconnects": 0}
+        self.frames = 0
+        self.errors = 0
+        self._errors_in_row = 0
+        self.last_error = None
+        self.ready = False
+        self.last_result = None
+        self.t_started = time.monotonic()
+        self.t_first = self.t_last = None
+        self.last_publish_monotonic = None
+        self.frame_size = None          # (width, height) of the last frame
+        self._describe_metrics()
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def samples(self):
+        """{stage: [ms, ...]} (the newest ``max_samples`` per stage)."""
+        return dict((stage, list(values)) for stage, values in self._samples.items())
+
+    @property
+    def overlapping(self):
+        return self.overlap == "on" or (self.overlap == "auto" and runs_on_gpu(self.predictor))
+
+    def run(self, max_frames=None, stop_event=None):
+        """Process frames until ``max_frames`` (total), ``stop_event``, or the end of a finite source.
+        Returns ``summary()``."""
+        stop_event = stop_event or threading.Event()
+        self.source.start()
+        activated = False
+        if not getattr(self.predictor.runner, "is_active", True):
+            self.predictor.__enter__()
+            activated = True
+        self._running = True
+        try:
+            while not stop_event.is_set():
+                self._apply_pending()
+                if max_frames and self.frames >= max_frames:
+                    break
+                item = self._next_item()
+                if item is None:
+                    if self.source.eof and (self._prefetch is None or self._prefetch.finished()):
+                        break
+                    continue
+                self._step(item)
+        finally:
+            self._running = False
+            self._stop_prefetch()
+            self._apply_pending()
+            if activated:
+                self.predictor.__exit__(None, None, None)
+        return self.summary()
+
+    def replace(self, predictor=None, source=None, sinks=None, timeout=10.0):
+        """Swap parts between two frames (SIGHUP reload). Returns the old (predictor, source, sinks)
+        for the caller to close once swapped."""
+        self._applied.clear()
+        with self._lock:
+            self._pending = {"predictor": predictor, "source": source, "sinks": sinks}
+            old = (self.predictor, self.source, self.sinks)
+        if self._running:
+            self._applied.wait(timeout)
+        else:
+            self._apply_pending()
+        return old
+
+    def summary(self):
+        span = (self.t_last - self.t_first) if self.frames > 1 else 0.0
+        stats = self._source_counts()
+        return {"frames": self.frames, "dropped": stats["dropped"], "reconnects": stats["reconnects"],
+                "fps": round((self.frames - 1) / span, 3) if span > 0 else 0.0,
+                "errors": self.errors, "latency_ms": latency_summary(self._samples),
+                "overlap": self.overlapping, "source": self.source.describe(), "model": model_name(self.predictor)}
+
+    def status(self):
+        stats = self._source_counts()
+        now = time.monotonic()
+        since = now - self.last_publish_monotonic if self.last_publish_monotonic else None
+        info = {}
+        try:
+            info = self.predictor.runner.describe() or {}
+        except Exception:
+            pass
+        return {"ready": self.ready, "model": model_name(self.predictor),
+                "precision": getattr(self.predictor.meta, "precision", None),
+                "backend": info.get("backend"), "frames": self.frames, "fps": round(self.live_fps(), 2),
+                "dropped": stats["dropped"], "reconnects": stats["reconnects"],
+                "uptime_s": round(now - self.t_started, 1), "source": self.source.describe(),
+                "last_error": self.last_error or self.source.last_error, "errors": self.errors,
+                "seconds_since_last_frame": round(since, 3) if since is not None else None,
+                "source_connected": self.source.connected, "eof": self.source.eof}
+
+    def live_fps(self):
+        recent = list(self._recent)
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    # -- one frame ------------------------------------------------------------------------
+    def _prepare(self):
+        """Read the newest frame and preprocess it: (frame, feed, info, capture_ms, t_pre_start, pre_ms)."""
+        t0 = time.perf_counter()
+        frame = self.source.read(timeout=self.read_timeout)
+        t1 = time.perf_counter()
+        if frame is None:
+            return None
+        try:
+            feed, info = self.predictor.preprocess(frame.image)
+        except Exception as exc:
+            self._error(exc)
+            return None
+        return (frame, feed, info, (t1 - t0) * 1000.0, t1, (time.perf_counter() - t1) * 1000.0)
+
+    def _next_item(self):
+        if not self.overlapping:
+            return self._prepare()
+        if self._prefetch is None:
+            self._prefetch = _Prefetcher(self._prepare, self.source)
+        return self._prefetch.get(self.read_timeout)
+
+    def _step(self, item):
+        frame, feed, info, capture_ms, t_pre, pre_ms = item
+        try:
+            t2 = time.perf_counter()
+            outputs = self.predictor.infer(feed)
+            t3 = time.perf_counter()
+            result = self.predictor.postprocess(outputs, info)
+            t4 = time.perf_counter()
+        except Exception as exc:
+            self._error(exc)
+            return
+        self._errors_in_row = 0
+        ms = {"capture": capture_ms, "preprocess": pre_ms, "infer": (t3 - t2) * 1000.0,
+              "postprocess": (t4 - t3) * 1000.0, "frame_age": (t4 - frame.t_capture) * 1000.0}
+        record = {"device": self.device_id, "seq": frame.seq, "source": self.source.describe(),
+                  "model": model_name(self.predictor), "ts_capture": round(frame.ts_capture, 6),
+                  "ts_published": round(time.time(), 6), "result": result,
+                  "latency_ms": dict((k, round(v, 3)) for k, v in ms.items())}
+        self.frame_size = (frame.image.shape[1], frame.image.shape[0])
+        for sink in self.sinks:
+            sink.submit(record, frame.image)
+        t5 = time.perf_counter()
+        ms["output"] = (t5 - t4) * 1000.0
+        ms["end_to_end"] = (t5 - t_pre) * 1000.0
+        self._account(ms, t5, result)
+
+    def _account(self, ms, now, result):
+        for stage, value in ms.items():
+            self._samples[stage].append(value)
+        self.frames += 1
+        self.ready = True
+        self.last_result = result
+        self.t_first = self.t_first or now
+        self.t_last = now
+        self.last_publish_monotonic = time.monotonic()
+        self._recent.append(now)
+        m = self.metrics
+        if m is None:
+            return
+        m.inc("frames_total")
+        for stage, value in ms.items():
+            m.observe("stage_seconds", value / 1000.0, stage=stage)
+        stats = self._source_counts()
+        for key, name in (("dropped", "frames_dropped_total"), ("reconnects", "source_reconnects_total")):
+            if stats[key] > self._seen[key]:
+                m.inc(name, stats[key] - self._seen[key])
+                self._seen[key] = stats[key]
+        m.set("inference_fps", round(self.live_fps(), 3))
+
+    def _error(self, exc):
+        self.errors += 1
+        self._errors_in_row += 1
+        self.last_error = "%s: %s" % (type(exc).__name__, exc)
+        if self.metrics is not None:
+            self.metrics.inc("errors_total")
+        if self._errors_in_row >= MAX_ERRORS_IN_ROW:
+            raise PipelineError("%d frames in a row failed; last: %s" % (self._errors_in_row, self.last_error))
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _source_counts(self):
+        stats = self.source.stats()
+        return {"dropped": self._source_base["dropped"] + stats.get("dropped", 0),
+                "reconnects": self._source_base["reconnects"] + stats.get("reconnects", 0)}
+
+    def _apply_pending(self):
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if not pending:
+            return
+        self._stop_prefetch()
+        if pending["predictor"] is not None:
+            self.predictor = pending["predictor"]
+        if pending["source"] is not None:
+            old = self.source.stats()
+            for key in self._source_base:
+                self._source_base[key] += old.get(key, 0)
+            self.source = pending["source"]
+            self.source.start()
+        if pending["sinks"] is not None:
+            self.sinks = list(pending["sinks"])
+        self._applied.set()
+
+    def _stop_prefetch(self):
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
+
+    def _describe_metrics(self):
+        m = self.metrics
+        if m is None:
+            return
+        m.describe("frames_total", "counter", "Frames processed (inferred and published).")
+        m.describe("frames_dropped_total", "counter", "Frames captured but replaced by a newer one before use.")
+        m.describe("source_reconnects_total", "counter", "Times the source came back after a failure.")
+        m.describe("stage_seconds", "histogram", "Time per pipeline stage (frame_age: capture to publication).")
+        m.describe("inference_fps", "gauge", "Frames per second over the last 60 frames.")
+        m.describe("errors_total", "counter", "Frames whose preprocessing or inference failed.")
+        m.inc("frames_total", 0)
+        m.inc("frames_dropped_total", 0)
+        m.inc("source_reconnects_total", 0)
+        m.set("inference_fps", 0.0)
+
+
+_DONE = object()
+
+
+class _Prefetcher(object):
+    """Two buffers: while the loop infers frame N, this worker reads and preprocesses frame N+1.
+    It starts on N+1 only when the loop has taken N (the slot), so a prepared frame never waits
+    behind another and frame age stays one inference at most."""
+
+    def __init__(self, prepare, source):
+        self._prepare = prepare
+        self._source = source
+        self._slot = threading.Semaphore(1)
+        self._items = queue.Queue()
+        self._stop = threading.Event()
+        self.done = False
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name="prefetch")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                if not self._slot.acquire(timeout=0.1):
+                    continue
+                item = None
+                while item is None and not self._stop.is_set() and not self._source.eof:
+                    item = self._prepare()
+                if item is None:
+                    break
+                self._items.put(item)
+        except Exception as exc:      # handed to the loop's thread by get()
+            self.error = exc
+        self.done = True
+        self._items.put(_DONE)
+
+    def finished(self):
+        return self.done and self._items.qsize() <= 1      # nothing left but the end marker
+
+    def get(self, timeout):
+        if self.error is not None:
+            raise self.error
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _DONE:
+            self._items.put(_DONE)
+            return None
+        self._slot.release()
+        return item
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2.0)

@@ -1,0 +1,200 @@
+"""The pipeline: every stage timed, records, metrics, overlap, swaps, errors (C5)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from daemon_helpers import tiny_classifier
+from edgekit.predictor import Predictor
+from edgekit.service.metrics import Metrics
+from edgekit.service.pipeline import STAGES, Pipeline, PipelineError, percentile, runs_on_gpu
+from edgekit.sources import open_source
+from edgekit.sources.base import Source
+
+
+class ListSink(object):
+    name = "list"
+
+    def __init__(self):
+        self.items = []
+
+    def submit(self, record, frame=None):
+        self.items.append((record, frame))
+        return True
+
+    def close(self, timeout=2.0):
+        pass
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_classifier(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def run_pipeline(model, uri, overlap="off", **kwargs):
+    sink, metrics = ListSink(), Metrics()
+    with Predictor.open(model, backend="onnxruntime") as predictor, open_source(uri) as source:
+        pipeline = Pipeline(source, predictor, sinks=[sink], metrics=metrics, device_id="cam-1", overlap=overlap)
+        summary = pipeline.run(**kwargs)
+    return pipeline, summary, sink, metrics
+
+
+def test_summary_records_and_metrics(model):
+    pipeline, summary, sink, metrics = run_pipeline(model, "synthetic://?width=96&height=64&fps=0&frames=40")
+    assert summary["frames"] == 40 and summary["dropped"] == 0 and summary["reconnects"] == 0
+    assert summary["fps"] > 0 and summary["overlap"] is False
+    assert sorted(summary["latency_ms"]) == sorted(STAGES)
+    assert all(set(v) == {"p50", "p90", "p99"} for v in summary["latency_ms"].values())
+    samples = pipeline.samples
+    assert sorted(samples) == sorted(STAGES) and all(len(samples[s]) == 40 for s in STAGES)
+    assert all(v >= 0 for s in STAGES for v in samples[s])
+    record, frame = sink.items[0]
+    assert set(record) == {"device", "seq", "source", "model", "ts_capture", "ts_published", "result", "latency_ms"}
+    assert record["device"] == "cam-1" and record["model"] == "tiny.onnx" and record["seq"] == 1
+    assert record["ts_published"] >= record["ts_capture"]
+    assert record["result"]["task"] == "classification" and len(record["result"]["top"]) == 2
+    assert frame.shape == (64, 96, 3)
+    assert [r["seq"] for r, _ in sink.items] == list(range(1, 41))
+    text = metrics.render_prometheus()
+    for line in ("edgekit_frames_total 40", "edgekit_frames_dropped_total 0", "edgekit_source_reconnects_total 0",
+                 'edgekit_stage_seconds_count{stage="infer"} 40', 'edgekit_stage_seconds_bucket{stage="frame_age",le="+Inf"} 40',
+                 "# TYPE edgekit_inference_fps gauge"):
+        assert line in text
+    status = pipeline.status()
+    assert status["ready"] is True and status["frames"] == 40 and status["backend"] == "onnxruntime"
+    assert status["precision"] == "fp32" and status["eof"] is True
+
+
+def test_overlap_gives_the_same_results(model):
+    uri = "synthetic://?width=96&height=64&fps=0&frames=30"
+    _, off, sink_off, _ = run_pipeline(model, uri, overlap="off")
+    pipeline, on, sink_on, _ = run_pipeline(model, uri, overlap="on")
+    assert on["overlap"] is True and on["frames"] == off["frames"] == 30
+    assert [r["result"] for r, _ in sink_on.items] == [r["result"] for r, _ in sink_off.items]
+    assert [r["seq"] for r, _ in sink_on.items] == list(range(1, 31))
+
+
+def test_max_frames_and_stop_event(model, make_video):
+    video = make_video(frames=50, width=160, height=120)
+    _, summary, sink, _ = run_pipeline(model, "file://%s?realtime=0" % video, max_frames=7)
+    assert summary["frames"] == 7 and len(sink.items) == 7
+    stop = threading.Event()
+    with Predictor.open(model, backend="onnxruntime") as predictor, \
+            open_source("synthetic://?width=64&height=48&fps=200") as source:
+        pipeline = Pipeline(source, predictor)
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        summary = pipeline.run(stop_event=stop)
+        assert time.monotonic() - started < 2.0
+    assert summary["frames"] > 5
+
+
+def test_gpu_detection_from_describe():
+    class FakeRunner(object):
+        def __init__(self, info):
+            self.info = info
+
+        def describe(self):
+            return self.info
+
+    class P(object):
+        pass
+
+    for info, expected in (({"backend": "tensorrt"}, True),
+                           ({"backend": "onnxruntime", "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}, True),
+                           ({"backend": "onnxruntime", "providers": ["CPUExecutionProvider"]}, False),
+                           ({"backend": "opencv"}, False)):
+        p = P()
+        p.runner = FakeRunner(info)
+        assert runs_on_gpu(p) is expected
+
+
+def test_percentile_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile([3.0], 90) == 3.0
+    assert percentile([], 50) is None
+
+
+def test_replace_predictor_between_frames(model, tmp_path):
+    other = tiny_classifier(tmp_path / "other.onnx", labels=["a", "b", "c", "d"], seed=3)
+    sink = ListSink()
+    stop = threading.Event()
+    with Predictor.open(model, backend="onnxruntime") as first, \
+            open_source("synthetic://?width=64&height=48&fps=100") as source:
+        pipeline = Pipeline(source, first, sinks=[sink])
+        thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
+        thread.start()
+        while len(sink.items) < 5:
+            time.sleep(0.01)
+        second = Predictor.open(other, backend="onnxruntime").__enter__()
+        old, _, _ = pipeline.replace(predictor=second)
+        assert old is first
+        n = len(sink.items)
+        while len(sink.items) < n + 5:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(5)
+        second.__exit__(None, None, None)
+    models = [r["model"] for r, _ in sink.items]
+    assert models[0] == "tiny.onnx" and models[-1] == "other.onnx"
+    assert models == sorted(models, key=lambda m: m == "other.onnx")     # one switch, never back
+
+
+class BrokenPredictor(object):
+    """Delegates to a real predictor but raises in infer."""
+
+    def __init__(self, real):
+        self.real, self.runner, self.meta = real, real.runner, real.meta
+
+    def preprocess(self, image):
+        return self.real.preprocess(image)
+
+    def infer(self, feed):
+        raise RuntimeError("device lost")
+
+
+def test_failing_inference_is_counted_then_fatal(model):
+    with Predictor.open(model, backend="onnxruntime") as predictor, \
+            open_source("synthetic://?width=32&height=32&fps=0") as source:
+        pipeline = Pipeline(source, BrokenPredictor(predictor), metrics=Metrics())
+        with pytest.raises(PipelineError, match="100 frames in a row failed; last: RuntimeError: device lost"):
+            pipeline.run()
+    assert pipeline.errors == 100 and pipeline.ready is False
+    assert pipeline.status()["last_error"] == "RuntimeError: device lost"
+
+
+class DyingSource(Source):
+    """Dies after every 3 frames, comes back after one failed open."""
+
+    scheme = "dying"
+
+    def __init__(self):
+        super(DyingSource, self).__init__("dying://", backoff_initial=0.001, backoff_max=0.002)
+        self.n, self.fail_next = 0, False
+
+    def _open(self):
+        if self.fail_next:
+            self.fail_next = False
+            raise IOError("unplugged")
+        self.n = 0
+
+    def _grab(self):
+        self.n += 1
+        if self.n > 3:
+            self.fail_next = True
+            return None
+        time.sleep(0.002)
+        return np.full((24, 24, 3), self.n * 40, np.uint8)
+
+
+def test_reconnects_reach_summary_and_metrics(model):
+    metrics = Metrics()
+    with Predictor.open(model, backend="onnxruntime") as predictor:
+        source = DyingSource()
+        pipeline = Pipeline(source, predictor, metrics=metrics)
+        summary = pipeline.run(max_frames=40)
+        source.close()
+    assert summary["frames"] == 40 and summary["reconnects"] >= 10
+    assert metrics.get("source_reconnects_total") >= 10
