@@ -204,3 +204,24 @@ def detect_target(model_path="/proc/device-tree/model"):
         if needle in text:
             return name
     return None
+
+
+# L4T release (from /etc/nv_tegra_release) -> JetPack, for `edgekit doctor`.
+# Source: NVIDIA JetPack SDK archive (developer.nvidia.com/embedded/jetpack-archive) release notes.
+L4T_JETPACK = {
+    "32.4.3": "4.4", "32.4.4": "4.4.1", "32.5.0": "4.5", "32.5.1": "4.5.1", "32.5.2": "4.5.1",
+    "32.6.1": "4.6", "32.7.1": "4.6.1", "32.7.2": "4.6.2", "32.7.3": "4.6.3", "32.7.4": "4.6.4",
+    "32.7.5": "4.6.5", "35.1.0": "5.0.2", "35.2.1": "5.1", "35.3.1": "5.1.1", "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3", "36.3.0": "6.0", "36.4.0": "6.1", "36.4.3": "6.2",
+}
+
+
+def jetpack_for_l4t(release):
+    """'32.7.1' -> '4.6.1'; an unknown release of a known series -> '4.6.x'-style guess, else None."""
+    if release in L4T_JETPACK:
+        return L4T_JETPACK[release]
+    series = {"32.7": "4.6.x", "32.6": "4.6", "35": "5.x", "36": "6.x"}
+    for prefix in ("32.7", "32.6", "35", "36"):
+        if release.startswith(prefix + "."):
+            return series[prefix]
+    return None

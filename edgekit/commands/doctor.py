@@ -1,13 +1,29 @@
 """`edgekit doctor`."""
 
-from edgekit.errors import NotBuiltYet
+import argparse
 
-HELP = "doctor (not built yet)"
+HELP = "check this machine for edgekit: Jetson, JetPack, TensorRT, CUDA, OpenCV+GStreamer, cameras, power, memory"
+DESCRIPTION = ("Check what this machine has for edgekit, each item with ✓ or ✗ and what to do: the Jetson board, "
+               "L4T/JetPack, Python, TensorRT, CUDA, cuDNN, pycuda, ONNX Runtime, OpenCV and its GStreamer support, "
+               "cameras, power mode, clocks, memory and swap, disk. On a laptop the Jetson-only checks are skipped "
+               "with the reason. Exits 1 when a check fails.")
 
 
 def add_arguments(parser):
-    parser.add_argument("rest", nargs="*", help="arguments")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--root", default="/", help=argparse.SUPPRESS)    # tests: a recorded file tree
 
 
 def run(args):
-    raise NotBuiltYet("`edgekit doctor` is not built yet", hint="see the README for what works today")
+    import json
+    import sys
+
+    from edgekit.doctor import System, diagnose, format_report
+
+    report = diagnose(System(root=args.root))
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
+        print(format_report(report, ascii_only="utf" not in encoding))
+    return 0 if report["ok"] else 1
