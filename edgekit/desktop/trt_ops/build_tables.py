@@ -1,0 +1,127 @@
+"""Rebuild the TensorRT operator tables (``<series>.json``) from onnx-tensorrt's docs/operators.md.
+
+The tables are data (facts from NVIDIA's documentation), committed beside this script. Each JSON
+records where it came from: repository, ref, commit and file. To rebuild::
+
+    git clone https://github.com/onnx/onnx-tensorrt /tmp/onnx-tensorrt
+    python -m edgekit.desktop.trt_ops.build_tables /tmp/onnx-tensorrt
+
+Restrictions written in prose are kept verbatim (``restrictions``) and, where a phrase can be checked
+on an ONNX graph offline, also turned into machine-checkable ``checks`` (see ``PHRASES``); the lint
+(``edgekit.desktop.lint``) interprets those check kinds.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+REPO = "onnx/onnx-tensorrt"
+FILE = "docs/operators.md"
+# series -> ref of the newest docs of that release line in the repository
+SERIES = {
+    "8.2": "8.2-GA",      # JetPack 4.6 (TensorRT 8.2.1)
+    "8.5": "8.5-GA",      # JetPack 5.1 (TensorRT 8.5.2); 8.6 shares the opset limit
+    "10": "10.1-GA",      # newest 10.x release branch in the repository
+}
+
+_NAME = r"`(\w+)`"
+# (regex on one restriction sentence, function(match) -> list of checks)
+PHRASES = (
+    (r"2D or 3D", lambda m: [{"kind": "input_rank", "input": 0, "ranks": [4, 5]}]),
+    (r"Input rank must be >=(\d) & <=(\d)",
+     lambda m: [{"kind": "input_rank", "input": 0, "ranks": list(range(int(m.group(1)), int(m.group(2)) + 1))}]),
+    (r"Input must be (\d)D", lambda m: [{"kind": "input_rank", "input": 0, "ranks": [int(m.group(1))]}]),
+    (r"Scales `(\w+)` and biases `(\w+)` must be initializers",
+     lambda m: [{"kind": "constant_input", "input": m.group(1)}, {"kind": "constant_input", "input": m.group(2)}]),
+    (r"Inputs (.*) must be initializers",
+     lambda m: [{"kind": "constant_input", "input": name} for name in _ticks(m.group(1))]),
+    (_NAME + r"(?: input)? must be (?:an? )?(?:initializer|initailizer|constant tensor|build-time constant)",
+     lambda m: [{"kind": "constant_input", "input": m.group(1)}]),
+    (_NAME + r" must be (?:zero|0)$", lambda m: [{"kind": "zero_input", "input": m.group(1)}]),
+    (_NAME + r" output tensor unsupported", lambda m: [{"kind": "unused_output", "output": m.group(1)}]),
+    (_NAME + r" must be empty or all ones", lambda m: [{"kind": "attr_all_ones", "attr": m.group(1)}]),
+    (_NAME + r"(?: attribute)? must be (\d+)$",
+     lambda m: [{"kind": "attr_equals", "attr": m.group(1), "value": int(m.group(2))}]),
+    (_NAME + r" is not supported", lambda m: [{"kind": "attr_default", "attr": m.group(1)}]),
+    (r"Supported resize transformation modes: (.*)",
+     lambda m: [{"kind": "attr_in", "attr": "coordinate_transformation_mode", "values": _ticks(m.group(1))}]),
+    (r"Supported resize modes: (.*)", lambda m: [{"kind": "attr_in", "attr": "mode", "values": _ticks(m.group(1))}]),
+    (r"Supported nearest modes: (.*)",
+     lambda m: [{"kind": "attr_in", "attr": "nearest_mode", "values": _ticks(m.group(1)), "when": {"mode": "nearest"}}]),
+    (r"Antialiasing is not supported", lambda m: [{"kind": "attr_equals", "attr": "antialias", "value": 0}]),
+    (r"Dynamic input shapes are unsupported|must have static dimensions", lambda m: [{"kind": "static_input"}]),
+)
+
+
+def _ticks(text):
+    return re.findall(r"`(\w+)`", text)
+
+
+def checks_for(restrictions):
+    checks = []
+    sentences = re.split(r"<br\s*/?>|\.\s+|\.$", restrictions)
+    for sentence in sentences:
+        sentence = sentence.strip().rstrip(".")
+        for pattern, make in PHRASES:
+            match = re.search(pattern, sentence)
+            if match:
+                checks.extend(make(match))
+                break
+    return checks
+
+
+def parse(markdown):
+    """operators.md text -> (max_opset, min_opset, notes, {op: entry})."""
+    head = markdown.split("## Operator Support Matrix")[0]
+    max_opset = int(re.search(r"(?:up to Opset|to opset) (\d+)", head, re.I).group(1))
+    low = re.search(r"range of opset (\d+)", head, re.I)
+    notes = [line.lstrip("> ").strip() for line in head.splitlines() if line.startswith("> Note")]
+    types_line = re.search(r"following ONNX data types: (.*)", head)
+    ops = {}
+    for line in markdown.split("## Operator Support Matrix", 1)[1].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not line.startswith("|") or cells[0] in ("Operator", "") or cells[0].startswith("-"):
+            continue
+        name, supported = cells[0], cells[1]
+        restrictions = cells[3].replace("\\.", ".") if len(cells) > 3 else ""
+        ops[name] = {
+            "supported": supported.startswith("Y"),
+            "experimental": "EXPERIMENTAL" in supported,
+            "types": [t.strip() for t in cells[2].split(",") if t.strip()] if len(cells) > 2 else [],
+            "restrictions": restrictions,
+            "checks": checks_for(restrictions),
+        }
+    return {"max_opset": max_opset, "min_opset": int(low.group(1)) if low else None, "notes": notes,
+            "data_types": [re.sub(r"^and ", "", t.strip()) for t in types_line.group(1).split(",")] if types_line else [],
+            "ops": ops}
+
+
+def build(repo_dir, out_dir=None):
+    out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
+    for series, ref in SERIES.items():
+        git = ["git", "--git-dir", repo_dir if repo_dir.endswith(".git") or os.path.isfile(
+            os.path.join(repo_dir, "HEAD")) else os.path.join(repo_dir, ".git")]
+        text = subprocess.check_output(git + ["show", "%s:%s" % (ref, FILE)]).decode("utf-8")
+        commit = subprocess.check_output(git + ["rev-parse", ref]).decode().strip()
+        table = parse(text)
+        int64_cast = any("INT64 to INT32" in n for n in table["notes"])
+        data = {
+            "tensorrt_series": series,
+            "source": {"repo": REPO, "ref": ref, "commit": commit, "file": FILE,
+                       "url": "https://github.com/%s/blob/%s/%s" % (REPO, commit, FILE)},
+            "int64_cast_to_int32": int64_cast,
+        }
+        data.update(table)
+        path = os.path.join(out_dir, "%s.json" % series)
+        with open(path, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        print("%s: %d ops (%d unsupported), opset <= %d, from %s@%s" % (
+            path, len(table["ops"]), sum(not o["supported"] for o in table["ops"].values()),
+            table["max_opset"], ref, commit[:12]))
+
+
+if __name__ == "__main__":
+    build(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
