@@ -13,7 +13,7 @@ def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True,
     weight = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
     bias = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
     nodes = [
-        helper.make_node("Conv", ["images", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["images", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["r"]),
         helper.make_node("GlobalAveragePool", ["r"], ["g"]),
         helper.make_node("Flatten", ["g"], ["logits"]),
