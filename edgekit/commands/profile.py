@@ -1,13 +1,179 @@
-"""`edgekit profile`."""
+"""`edgekit profile`: how fast is this model, where does the time go, did it get slower, and how
+fast will it be on a Nano.
 
-from edgekit.errors import NotBuiltYet
+    edgekit profile model.onnx --batch 1,4 --threads 1,2 --json run.json --plot run.png
+    edgekit profile model.onnx --pipeline --source synthetic://?fps=0 --frames 300
+    edgekit profile model.onnx --layers 10 --estimate jetson-nano
+    edgekit profile compare base.json new.json --fail-over 5        (exit 1 on regression)
+"""
 
-HELP = "profile (not built yet)"
+HELP = "latency of a model or the whole camera pipeline; compare runs; estimate a Jetson's latency"
+DESCRIPTION = (
+    "Profile MODEL: warm-up and first inference apart, then time until both --duration and --min-iters "
+    "are met; nearest-rank percentiles, throughput, telemetry, every sample kept in --json. "
+    "`edgekit profile compare BASE.json NEW.json [--fail-over PCT] [--metric p50]` prints the deltas "
+    "and exits 0 (no regression), 1 (regression beyond PCT) or 2 (user error).")
 
 
 def add_arguments(parser):
-    parser.add_argument("rest", nargs="*", help="arguments")
+    parser.add_argument("model", metavar="MODEL", help="an .onnx or engine file, or the word `compare`")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="with `compare`: BASE.json NEW.json")
+    run = parser.add_argument_group("model runs")
+    run.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or opencv (default: auto)")
+    run.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                     help="TensorRT build precision; with onnxruntime it must match the model file")
+    run.add_argument("--providers", help="ONNX Runtime execution providers, e.g. cuda,cpu (default: cpu)")
+    run.add_argument("--batch", default="1", help="batch sizes, comma separated: one row each (default: 1)")
+    run.add_argument("--threads", default=None, help="intra-op threads, comma separated: one row each "
+                     "(default: the backend's default)")
+    run.add_argument("--warmup-ms", type=float, default=200.0, help="warm-up time before timing (default: 200)")
+    run.add_argument("--duration", type=float, default=3.0, help="minimum seconds of timed runs (default: 3)")
+    run.add_argument("--min-iters", type=int, default=None, help="minimum timed runs (default: 100)")
+    run.add_argument("--percentiles", default="50,90,95,99", help="nearest-rank percentiles (default: 50,90,95,99)")
+    run.add_argument("--input-shape", action="append", metavar="NAME:DIMS",
+                     help="shape of a dynamic input, e.g. images:1x3x320x320 (repeatable)")
+    run.add_argument("--layers", nargs="?", type=int, const=15, default=None, metavar="N",
+                     help="per-layer times, the N slowest (default N: 15)")
+    run.add_argument("--estimate", metavar="TARGET", help="also predict the latency on TARGET (e.g. jetson-nano) "
+                     "from the ONNX graph")
+    run.add_argument("--no-telemetry", action="store_true", help="do not sample CPU/RSS/tegrastats during the run")
+    pipe = parser.add_argument_group("pipeline mode")
+    pipe.add_argument("--pipeline", action="store_true", help="profile the daemon's camera pipeline per stage")
+    pipe.add_argument("--source", help="frame source for --pipeline: video file, image folder, csi://0, "
+                      "v4l2:///dev/video0, rtsp://..., synthetic://?fps=0")
+    pipe.add_argument("--frames", type=int, help="--pipeline: exactly this many timed frames")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--json", metavar="FILE", help="write the result with every sample (schema_version 1); - for stdout")
+    out.add_argument("--csv", metavar="FILE", help="write one row per run or stage")
+    out.add_argument("--md", metavar="FILE", help="write a Markdown report")
+    out.add_argument("--plot", metavar="FILE.png", help="latency histogram + CDF (stacked stages for --pipeline)")
+    cmp_ = parser.add_argument_group("compare (edgekit profile compare BASE.json NEW.json)")
+    cmp_.add_argument("--fail-over", type=float, metavar="PCT", help="exit 1 when --metric worsens by more than PCT %%")
+    cmp_.add_argument("--metric", default="p50", help="statistic judged by --fail-over: p50 (default), p90, p99, "
+                      "mean, max, throughput_fps ...")
 
 
 def run(args):
-    raise NotBuiltYet("`edgekit profile` is not built yet", hint="see the README for what works today")
+    if args.model == "compare":
+        return run_compare(args)
+    return run_profile(args)
+
+
+# -- compare -----------------------------------------------------------------------------------------
+def run_compare(args):
+    from edgekit.errors import ConfigError
+    from edgekit.profiler import compare, report
+    from edgekit.table import format_table
+
+    if len(args.files) != 2:
+        raise ConfigError("compare takes two files, got %d" % len(args.files),
+                          hint="edgekit profile compare BASE.json NEW.json [--fail-over PCT]")
+    base, new = (report.load_json(path) for path in args.files)
+    outcome = compare.compare(base, new, metric=args.metric, fail_over=args.fail_over)
+    print(format_table(outcome["rows"], ["run", "statistic", "base", "new", "delta", "change %"], digits=3,
+                       title="%s -> %s" % tuple(args.files)))
+    for line in compare.context_differences(base, new):
+        print("context differs: " + line)
+    if outcome["unmatched"]:
+        print("runs only in NEW (not compared): %s" % outcome["unmatched"])
+    if args.fail_over is None:
+        return 0
+    if outcome["regressed"]:
+        for row in outcome["regressions"]:
+            print("REGRESSION: %s %s %.3f -> %.3f (%+.1f%%, limit %.1f%%)" % (
+                row["run"], row["statistic"], row["base"], row["new"], row["change %"], args.fail_over))
+        return 1
+    print("ok: %s within %.1f%%" % (args.metric, args.fail_over))
+    return 0
+
+
+# -- profile -----------------------------------------------------------------------------------------
+def _check_flags(args):
+    from edgekit.errors import ConfigError
+
+    if args.files:
+        raise ConfigError("unexpected argument(s) after MODEL: %s" % " ".join(args.files),
+                          hint="give one model; to compare runs use `edgekit profile compare BASE.json NEW.json`")
+    if args.fail_over is not None:
+        raise ConfigError("--fail-over belongs to `edgekit profile compare`", hint="drop it for a profile run")
+    if args.pipeline and not args.source:
+        raise ConfigError("--pipeline needs --source", hint="e.g. --source synthetic://?fps=0 or a video file")
+    if args.source and not args.pipeline:
+        raise ConfigError("--source is for --pipeline", hint="add --pipeline")
+    if args.pipeline and (args.batch != "1" or (args.threads and "," in args.threads) or args.layers):
+        raise ConfigError("--pipeline runs the daemon's loop at batch 1 with one thread setting, without --layers",
+                          hint="profile the model alone for batch/thread sweeps and per-layer times")
+    if args.frames is not None and args.frames <= 0:
+        raise ConfigError("--frames must be positive", hint="e.g. --frames 300")
+    if args.duration <= 0 or args.warmup_ms < 0 or (args.min_iters is not None and args.min_iters <= 0):
+        raise ConfigError("--duration must be > 0, --warmup-ms >= 0 and --min-iters > 0",
+                          hint="e.g. --duration 3 --min-iters 100")
+    if args.layers is not None and args.layers < 0:
+        raise ConfigError("--layers N must be >= 0", hint="0 shows every layer")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            raise ConfigError("--plot writes PNG: give a .png path, got %s" % args.plot, hint="e.g. --plot run.png")
+        from edgekit.profiler.report import _pyplot
+
+        _pyplot()
+    if args.estimate:
+        from edgekit.targets import get_target
+
+        get_target(args.estimate)
+
+
+def run_profile(args):
+    import json
+    import os
+
+    from edgekit.errors import ModelError
+    from edgekit.profiler import report, run as prun, stats
+    from edgekit.progress import warn
+
+    _check_flags(args)
+    if not os.path.exists(args.model):
+        raise ModelError("model file not found: %s" % args.model, hint="check the path")
+    percentiles = stats.parse_percentiles(args.percentiles)
+    min_iters = args.min_iters or prun.MIN_ITERS
+    threads = prun.parse_int_list(args.threads, "--threads") if args.threads else [None]
+    if args.pipeline:
+        from edgekit.profiler.pipeline import profile_pipeline
+
+        result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames,
+                                  duration_s=args.duration, min_frames=min_iters, warmup_ms=args.warmup_ms,
+                                  percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry)
+        if args.estimate:
+            result["estimate"] = prun.estimate_for(args.model, args.estimate, args.precision)
+    else:
+        from edgekit.runners.onnxruntime import parse_providers
+
+        kwargs = dict(backend=args.backend, warmup_ms=args.warmup_ms, duration_s=args.duration, min_iters=min_iters,
+                      percentiles=percentiles, precision=args.precision,
+                      input_shapes=prun.parse_input_shapes(args.input_shape),
+                      providers=parse_providers(args.providers) if args.providers else None,
+                      layers=-1 if args.layers == 0 else args.layers,      # -1: every layer
+                      estimate=args.estimate, telemetry=not args.no_telemetry)
+        batches = prun.parse_int_list(args.batch, "--batch")
+        if len(batches) == 1 and len(threads) == 1:
+            result = prun.profile_model(args.model, batch=batches[0], threads=threads[0], **kwargs)
+        else:
+            result = prun.profile_sweep(args.model, batches=batches, threads=threads, **kwargs)
+    for line in result.get("warnings") or ():
+        warn(line)
+    table = report.text(result, layers_n=args.layers)
+    if args.json == "-":
+        import sys
+
+        sys.stderr.write(table + "\n")
+        print(json.dumps(result, indent=2, sort_keys=True, default=float))
+    else:
+        print(table)
+    if args.json and args.json != "-":
+        report.write_json(args.json, result)
+    if args.csv:
+        report.write_csv(args.csv, result)
+    if args.md:
+        report.write_markdown(args.md, result, layers_n=args.layers)
+    if args.plot:
+        report.plot(args.plot, result)
+    return 0
