@@ -6,7 +6,7 @@ Layout::
       releases/<bundle_id>/   one directory per installed bundle (manifest.json, model.onnx, ...,
                               release.json: when installed, engine built)
       current -> releases/<bundle_id>     the live release (a relative symlink, switched atomically)
-      engines/                TensorRT engine cache shared by releases (keyed, see edgekit.engine)
+      releases/<id>/model.engine(.json) -> the engine (and sidecar) built for it in the engine cache
       state.json              {"history": [ids in activation order]}: what `rollback` goes back to
       .lock                   flock held while installing or rolling back
 
@@ -31,7 +31,7 @@ from edgekit.progress import say
 RELEASES = "releases"
 CURRENT = "current"
 STATE = "state.json"
-ENGINES = "engines"
+ENGINE_LINK = "model.engine"
 RELEASE_INFO = "release.json"
 DEFAULT_KEEP = 3
 
@@ -125,26 +125,35 @@ def _default_builder(onnx_path, **kwargs):
     return build_engine(onnx_path, **kwargs)
 
 
-def _build(release_dir, root, manifest, builder, log):
-    """Build the TensorRT engine of an unpacked release; returns the engine record as a dict."""
+def _build(release_dir, manifest, builder, cache_dir, log):
+    """Build the TensorRT engine of an unpacked release, link it in as model.engine (+ .json);
+    returns the engine record as a dict."""
     onnx_path = os.path.join(release_dir, manifest["model"])
     calib = manifest.get("calib_cache")
     log("building the %s TensorRT engine for %s (this takes minutes on a Nano)"
         % (manifest["precision"], manifest["bundle_id"]))
     try:
         record = (builder or _default_builder)(
-            onnx_path, precision=manifest["precision"], cache_dir=os.path.join(root, ENGINES),
-            calib_cache=os.path.join(release_dir, calib) if calib else None, log=log)
+            onnx_path, precision=manifest["precision"], cache_dir=cache_dir,
+            calib_cache=os.path.join(release_dir, calib) if calib else None,
+            force=bool(manifest.get("force")), log=log)
     except Exception as exc:     # a failed build on the board, whatever raised it: refuse the release
         text = exc.one_line() if isinstance(exc, UserError) else "%s: %s" % (type(exc).__name__, exc)
         raise BundleError("engine build failed for bundle %s: %s" % (manifest["bundle_id"], text.rstrip(".")),
                           hint="the current release stays live; fix the cause, or install with --no-build "
                           "and build later with `edgekit build`")
-    return {"path": getattr(record, "path", None), "key_hash": getattr(record, "key_hash", None),
-            "built": bool(getattr(record, "built", True))}
+    engine = {"path": getattr(record, "path", None), "sidecar": getattr(record, "sidecar", None),
+              "key_hash": getattr(record, "key_hash", None), "built": bool(getattr(record, "built", True))}
+    for name, target in ((ENGINE_LINK, engine["path"]), (ENGINE_LINK + ".json", engine["sidecar"])):
+        link = os.path.join(release_dir, name)
+        if target and os.path.exists(target):
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(os.path.abspath(target), link)
+    return engine
 
 
-def _engine_step(release_dir, root, manifest, build, builder, log):
+def _engine_step(release_dir, root, manifest, build, builder, cache_dir, log):
     from edgekit.targets import get_target
 
     if not get_target(manifest["target"]).uses_tensorrt:
@@ -153,15 +162,18 @@ def _engine_step(release_dir, root, manifest, build, builder, log):
         log("engine not built (--no-build): build it with `edgekit build %s`"
             % os.path.join(root, CURRENT, manifest["model"]))
         return "skipped", None
-    engine = _build(release_dir, root, manifest, builder, log)
+    engine = _build(release_dir, manifest, builder, cache_dir, log)
     return ("built" if engine["built"] else "cached"), engine
 
 
-def install(bundle, root, keep=DEFAULT_KEEP, build=True, target=None, builder=None, log=say):
+def install(bundle, root, keep=DEFAULT_KEEP, build=True, target=None, builder=None, cache_dir=None, log=say):
     """Verify, unpack, build and activate a bundle. Returns a report dict.
 
     ``builder`` (default ``edgekit.engine.build.build_engine``) is called for TensorRT targets unless
-    ``build`` is False. On any failure the staging directory is removed and `current` is untouched.
+    ``build`` is False, with ``cache_dir`` (None: the engine cache's default, $EDGEKIT_CACHE_DIR or
+    ~/.cache/edgekit/engines: the one `edgekit serve` uses as the same user); the engine and its sidecar
+    are linked into the release as model.engine and model.engine.json. On any failure the staging
+    directory is removed and `current` is untouched.
     """
     if keep < 1:
         raise UserError("--keep must be at least 1", hint="keep 2 or more to be able to roll back")
@@ -178,7 +190,8 @@ def install(bundle, root, keep=DEFAULT_KEEP, build=True, target=None, builder=No
             reused = _same_release(final, staging)
             log("verified %s: %s, %s, %d files" % (bundle_id, manifest["target"], manifest["precision"],
                                                    len(manifest["files"])))
-            status, engine = _engine_step(final if reused else staging, root, manifest, build, builder, log)
+            status, engine = _engine_step(final if reused else staging, root, manifest, build, builder,
+                                          cache_dir, log)
             if reused:
                 shutil.rmtree(staging)
                 log("release %s is already installed" % bundle_id)

@@ -9,6 +9,7 @@
       "target": "jetson-nano",
       "runtime": "tensorrt" | "onnxruntime",                   # from the target preset
       "precision": "fp16",
+      "force": false,                    # made with --force (a precision the target runs slowly)
       "created_at": "2026-11-22T04:40:00Z",
       "model": "model.onnx",             # entry names inside the bundle (null when absent)
       "meta": "meta.json",

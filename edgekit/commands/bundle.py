@@ -27,19 +27,19 @@ DESCRIPTION = __doc__.split("\n\n", 1)[0] + """
   edgekit bundle list --root DIR                    installed releases
 """
 
-DEFAULT_ROOT = os.environ.get("EDGEKIT_ROOT", "/opt/edgekit")
+DEFAULT_ROOT = os.environ.get("EDGEKIT_ROOT", "/var/lib/edgekit")
 
 # action -> (number of positional arguments after the action word, options it accepts)
 ACTIONS = {
     "make": (1, ("precision", "calib_cache", "config", "target", "with_wheel", "out", "force", "meta", "json")),
     "verify": (1, ("target", "json")),
-    "install": (1, ("root", "keep", "no_build", "target", "json")),
+    "install": (1, ("root", "keep", "no_build", "target", "cache_dir", "json")),
     "rollback": (0, ("root", "if_current", "json")),
     "list": (0, ("root", "json")),
 }
 DEFAULTS = {"precision": None, "calib_cache": None, "config": None, "target": None, "with_wheel": False,
             "out": None, "force": False, "meta": None, "json": False, "root": None, "keep": None,
-            "no_build": False, "if_current": None}
+            "no_build": False, "if_current": None, "cache_dir": None}
 
 
 def add_arguments(parser):
@@ -62,10 +62,12 @@ def add_arguments(parser):
     make.add_argument("--target", help="device preset (making: default jetson-nano; on a device: the bundle "
                       "must be for this target, default detected from the board)")
     device = parser.add_argument_group("on the device")
-    device.add_argument("--root", metavar="DIR", help="install root (default $EDGEKIT_ROOT or /opt/edgekit)")
+    device.add_argument("--root", metavar="DIR", help="install root (default $EDGEKIT_ROOT or /var/lib/edgekit)")
     device.add_argument("--keep", type=int, metavar="N", help="releases to keep after install (default 3)")
     device.add_argument("--no-build", action="store_true",
                         help="install a TensorRT bundle without building its engine (build later with `edgekit build`)")
+    device.add_argument("--cache-dir", metavar="DIR", help="engine cache (default $EDGEKIT_CACHE_DIR or "
+                        "~/.cache/edgekit/engines: use the daemon's)")
     device.add_argument("--if-current", metavar="ID", help="rollback only when ID is the live release")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
@@ -136,7 +138,7 @@ def _install(args, path):
     from edgekit.bundle import install
 
     report = install(path, args.root or DEFAULT_ROOT, keep=3 if args.keep is None else args.keep,
-                     build=not args.no_build, target=_device_target(args))
+                     build=not args.no_build, target=_device_target(args), cache_dir=args.cache_dir)
     _emit(args, report, "installed %s: current -> %s (engine: %s%s)" % (
         report["bundle_id"], report["release"], report["engine_status"],
         "; removed " + ", ".join(report["removed"]) if report["removed"] else ""))

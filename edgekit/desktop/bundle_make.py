@@ -178,7 +178,7 @@ def make_bundle(model, out, precision=None, calib_cache=None, config=None, targe
         manifest = {
             "format": mf.FORMAT, "bundle_id": _bundle_id(model, precision, created, files),
             "edgekit_version": __version__, "target": target.name, "runtime": target.runtime,
-            "precision": precision, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            "precision": precision, "force": bool(warning), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
             "source": {"model": os.path.basename(model), "model_sha256": files["model.onnx"]["sha256"]},
             "files": files}
         for role in mf.ROLES:

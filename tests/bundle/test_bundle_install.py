@@ -68,18 +68,48 @@ def test_keep_prunes_old_releases_but_never_current(bundle_for, tmp_path):
 
 def test_tensorrt_bundle_builds_its_engine_with_the_builder(bundle_for, tmp_path):
     root = tmp_path / "root"
+    cache = tmp_path / "engines"
     calls = []
 
     def builder(onnx_path, **kwargs):
         calls.append((onnx_path, kwargs))
         assert os.path.isfile(onnx_path)
-        return StandInRecord(os.path.join(kwargs["cache_dir"], "m.engine"))
+        os.makedirs(kwargs["cache_dir"], exist_ok=True)
+        engine = os.path.join(kwargs["cache_dir"], "m.engine")
+        for path in (engine, engine + ".json"):
+            with open(path, "w") as handle:
+                handle.write("stand-in")
+        return StandInRecord(engine)
 
-    report = install(bundle_for("jetson-nano"), str(root), builder=builder, log=lambda m: None)
+    report = install(bundle_for("jetson-nano"), str(root), builder=builder, cache_dir=str(cache),
+                     log=lambda m: None)
     assert report["engine_status"] == "built" and report["engine"]["key_hash"] == "abc123"
     (onnx_path, kwargs), = calls
-    assert kwargs["precision"] == "fp16" and kwargs["cache_dir"] == str(root / "engines")
-    assert kwargs["calib_cache"] is None
+    assert kwargs["precision"] == "fp16" and kwargs["cache_dir"] == str(cache)
+    assert kwargs["calib_cache"] is None and kwargs["force"] is False
+    assert os.readlink(str(root / "current" / "model.engine")) == str(cache / "m.engine")
+    assert (root / "current" / "model.engine.json").read_text() == "stand-in"
+    info = json.loads((root / "current" / "release.json").read_text())
+    assert info["engine_status"] == "built" and info["engine"]["path"] == str(cache / "m.engine")
+
+
+def test_int8_bundle_passes_its_calibration_cache_and_force(tmp_path, bundle_for):
+    from edgekit.engine.calib_cache import write_calibration_cache
+
+    calib = str(tmp_path / "calib.cache")
+    write_calibration_cache(calib, {"images": 0.02})
+    calls = []
+    path = bundle_for("jetson-nano", precision="int8", calib_cache=calib, force=True)
+
+    def builder(onnx_path, **kwargs):
+        with open(kwargs["calib_cache"]) as handle:
+            calls.append(dict(kwargs, calib_text=handle.read()))
+        return StandInRecord("/nonexistent.engine")
+
+    install(path, str(tmp_path / "root"), builder=builder, log=lambda m: None)
+    assert calls[0]["precision"] == "int8" and calls[0]["force"] is True
+    with open(calib) as original:
+        assert calls[0]["calib_text"] == original.read()
 
 
 def test_failing_engine_build_leaves_current_release_live(bundle_for, tmp_path):
