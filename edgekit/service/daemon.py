@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 
-from edgekit.errors import ConfigError, UserError
+from edgekit.errors import UserError
 from edgekit.progress import say, warn
 from edgekit.service import config as config_mod
 

@@ -1,0 +1,285 @@
+"""`edgekit serve` as a real process: systemd notify, SIGTERM drain, SIGHUP reload, user errors."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from daemon_helpers import ROOT, edgekit_cmd, env_with_project, run_serve, tiny_classifier
+from edgekit.service.daemon import Notifier
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_classifier(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+class NotifySocket(object):
+    """A stand-in for systemd's notify socket: a real AF_UNIX datagram socket we read."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+
+    def collect(self, until=None, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+            if until and any(until in m for m in self.messages):
+                return True
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+def start_serve(args, env=None):
+    return subprocess.Popen(edgekit_cmd() + ["serve"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env or env_with_project(), cwd=ROOT)
+
+
+def read_jsonl(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    assert data == b"" or data.endswith(b"\n"), "torn last line: %r" % data[-80:]
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def complete_lines(path):
+    """Lines of a file another process is appending to (a line may be half-copied at read time)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return [json.loads(line) for line in data[:data.rfind(b"\n") + 1].decode().splitlines()]
+
+
+def test_notifier_sends_datagrams(tmp_path):
+    listener = NotifySocket(tmp_path / "notify")
+    try:
+        notifier = Notifier({"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "4000000"})
+        assert notifier.enabled and notifier.watchdog_interval == 2.0
+        assert notifier.notify("READY=1", "STATUS=hello")
+        listener.collect(until="READY=1", timeout=2)
+        assert listener.messages == ["READY=1\nSTATUS=hello"]
+    finally:
+        listener.close()
+    assert Notifier({}).notify("READY=1") is False
+    assert Notifier({"WATCHDOG_USEC": "100", "WATCHDOG_PID": "1"}).watchdog_interval is None  # for another pid
+    assert Notifier({"NOTIFY_SOCKET": "@abstract"}).address == "\0abstract"
+
+
+def test_serve_notifies_and_drains_on_sigterm(model, tmp_path):
+    listener = NotifySocket(tmp_path / "notify")
+    jsonl, summary = str(tmp_path / "r.jsonl"), str(tmp_path / "summary.json")
+    env = env_with_project({"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"})
+    proc = start_serve(["--model", model, "--backend", "onnxruntime", "--source", "synthetic://?width=64&height=48&fps=0",
+                        "--jsonl", jsonl, "--summary", summary], env=env)
+    try:
+        assert listener.collect(until="READY=1"), listener.messages
+        listener.messages = []
+        listener.collect(timeout=1.0)
+        assert listener.messages.count("WATCHDOG=1") >= 2           # petted every 0.2 s while frames flow
+        assert any(m.startswith("STATUS=") for m in listener.messages)
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)                              # in the middle of writing lines
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - started
+        listener.collect(until="STOPPING=1", timeout=1.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    assert elapsed < 2.0 + 0.5, elapsed                               # 2 s drain budget (+ interpreter exit)
+    records = read_jsonl(jsonl)                                      # every line whole
+    assert len(records) > 20
+    data = json.load(open(summary))
+    assert data["frames"] >= len(records) and data["sinks"]["jsonl"]["handled"] == len(records)
+    assert sorted(data["latency_ms"]) == sorted(["capture", "preprocess", "infer", "postprocess", "output",
+                                                  "end_to_end", "frame_age"])
+    assert "backend onnxruntime" in err and "ready: first inference done" in err
+    assert any(m.startswith("STOPPING=1") for m in listener.messages)
+
+
+def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
+    video = make_video(frames=12, width=160, height=120)
+    summary = str(tmp_path / "s.json")
+    proc = run_serve(["--model", model, "--source", video, "--fast", "--frames", "10", "--summary", summary,
+                      "--json"])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["frames"] == 10 and json.load(open(summary))["frames"] == 10
+    assert set(["frames", "dropped", "fps", "reconnects", "latency_ms"]) <= set(data)
+    assert "(auto: first available of tensorrt, onnxruntime, opencv)" in proc.stderr
+    assert "frames 160x120 are resized (stretch) to 32x32" in proc.stderr
+
+
+def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
+    good = tiny_classifier(tmp_path / "second.onnx", labels=["a", "b", "c", "d"], seed=2)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 10)
+    config = tmp_path / "serve.yaml"
+    jsonl = str(tmp_path / "r.jsonl")
+
+    def write_config(model_path):
+        config.write_text("model: {path: %s, backend: onnxruntime}\nsource: {uri: 'synthetic://?width=64&height=48"
+                          "&fps=50'}\noutputs: {jsonl: {path: %s}}\n" % (model_path, jsonl))
+
+    write_config(model)
+    proc = start_serve(["--config", str(config)])
+    try:
+        wait_for_lines(jsonl, 3)
+        write_config(str(corrupt))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None                                    # still serving
+        n = len(complete_lines(jsonl))
+        wait_for_lines(jsonl, n + 3)
+        write_config(good)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and complete_lines(jsonl)[-1]["model"] != "second.onnx":
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "reload failed, keeping the old model and settings: " in err and "corrupt.onnx is not a valid ONNX file" in err
+    assert "reload done" in err
+    models = [r["model"] for r in read_jsonl(jsonl)]
+    assert models[0] == "tiny.onnx" and models[-1] == "second.onnx" and "corrupt.onnx" not in models
+
+
+def wait_for_lines(path, n, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and len(complete_lines(path)) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("fewer than %d lines in %s" % (n, path))
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "bad_config", "http_no_token", "bad_source", "no_meta"])
+def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x0a\x05hello-not-onnx")
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("model: {path: %s}\nsource: {uri: synthetic://}\noutputs: {jsonl: {max_bytes: 12}}\n" % model)
+    args = {
+        "missing": ["--model", str(tmp_path / "nope.onnx"), "--source", "synthetic://"],
+        "corrupt": ["--model", str(corrupt), "--source", "synthetic://", "--backend", "onnxruntime"],
+        "bad_config": ["--config", str(bad_config)],
+        "http_no_token": ["--model", model, "--source", "synthetic://", "--http", "0.0.0.0:8080"],
+        "bad_source": ["--model", model, "--source", "synthetic://?width=x"],
+        "no_meta": ["--model", str(corrupt), "--source", "synthetic://", "--backend", "onnxruntime"],
+    }[case]
+    expected = {
+        "missing": "model file not found",
+        "corrupt": "not a valid ONNX file",
+        "bad_config": "config key outputs.jsonl.max_bytes must be >= 1024, got 12",
+        "http_no_token": "HTTP on 0.0.0.0 (not loopback) needs a token",
+        "bad_source": "width='x' is not an integer",
+        "no_meta": "not a valid ONNX file",
+    }[case]
+    proc = run_serve(args, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("edgekit serve: error: ") and expected in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_http_is_wired(model, tmp_path):
+    import urllib.request
+
+    proc = start_serve(["--model", model, "--backend", "onnxruntime", "--http", "127.0.0.1:0",
+                        "--source", "synthetic://?width=64&height=48&fps=30"])
+    try:
+        url = None
+        deadline = time.monotonic() + 20
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if line.startswith("HTTP on "):
+                url = line.split()[2]
+        assert url and url.startswith("http://127.0.0.1:")
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                body = json.loads(urllib.request.urlopen(url + "v1/latest", timeout=2).read())
+                break
+            except Exception:
+                time.sleep(0.1)
+        assert body and body["result"]["task"] == "classification"
+        metrics = urllib.request.urlopen(url + "metrics", timeout=2).read().decode()
+        assert "edgekit_frames_total" in metrics and 'edgekit_stage_seconds_bucket{stage="infer"' in metrics
+        assert urllib.request.urlopen(url + "readyz", timeout=2).status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def unit_for_here(tmp_path):
+    """The unit with ExecStart pointing at this interpreter (verify checks that the command exists)."""
+    text = open(os.path.join(ROOT, "deploy", "edgekit.service")).read()
+    path = tmp_path / "edgekit.service"
+    path.write_text(text.replace("/usr/local/bin/edgekit", os.path.realpath(sys.executable) + " -m edgekit"))
+    return text, str(path)
+
+
+def test_unit_file_verifies(tmp_path):
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is absent here")
+    text, unit = unit_for_here(tmp_path)
+    proc = subprocess.run([tool, "verify", unit], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout
+    for key in ("Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                "SupplementaryGroups=video", "DeviceAllow=char-video4linux rw", "DeviceAllow=/dev/nvhost-ctrl rw",
+                "Restart=on-failure", "WatchdogSec=", "ReadWritePaths=/var/lib/edgekit",
+                "ExecReload=/bin/kill -HUP $MAINPID"):
+        assert key in text, key
+    security = subprocess.run([tool, "security", "--offline=true", unit], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    if "Overall exposure level" in security.stdout:
+        score = float(security.stdout.split("Overall exposure level for edgekit.service:")[1].split()[0])
+        assert score <= 2.5, security.stdout[-300:]        # docs/readme/serve.md reports it (1.8 here)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def test_serve_under_system_python_with_opencv_runner(model, tmp_path):
+    """Debian's python3 + cv2, no onnxruntime: auto picks the opencv runner (as on a bare board)."""
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("no %s" % SYSTEM_PYTHON)
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import cv2, yaml, numpy\n"
+                            "import importlib.util as u\nprint(u.find_spec('onnxruntime') is None)"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if probe.returncode != 0:
+        pytest.skip("%s lacks cv2/yaml/numpy: %s" % (SYSTEM_PYTHON, probe.stderr.strip()[-200:]))
+    if not os.path.exists(os.path.join(ROOT, "edgekit", "runners", "opencv.py")):
+        pytest.skip("the opencv runner (edgekit/runners/opencv.py) is not in the tree yet")
+    env = env_with_project()
+    env.pop("VIRTUAL_ENV", None)
+    summary = str(tmp_path / "s.json")
+    proc = run_serve(["--model", model, "--source", "synthetic://?width=64&height=48&fps=0", "--frames", "20",
+                      "--summary", summary], python=SYSTEM_PYTHON, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.load(open(summary))["frames"] == 20
+    if probe.stdout.strip() == "True":
+        assert "backend opencv (auto" in proc.stderr
