@@ -5,7 +5,7 @@ shared runner + decoder path the daemon uses). Measures:
 
 - classification with labels (ImageFolder): top-1 accuracy;
 - detection with labels (YOLO data.yaml): mAP@0.5 (``edgekit.vision.metrics.evaluate_detections``)
-  at the model's own decoder thresholds (the ones it will be served with);
+  over detections scoring at least 0.05 (as training evaluates; ``eval_meta``);
 - always, between a reference and a candidate model: ``top1`` agreement (same top class; for
   detectors, same class of the best detection with IoU >= 0.5, or both empty) and ``cosine``
   (mean over images of the cosine similarity of all raw outputs).
@@ -106,6 +106,19 @@ def from_images(paths, meta, show=True):
 
 
 # -- running ------------------------------------------------------------------------------------
+MAP_SCORE_THRESHOLD = 0.05     # detections kept for mAP (as training's evaluation does)
+
+
+def eval_meta(meta):
+    """The metadata evaluation runs with: a detector's score threshold lowered to 0.05 for mAP."""
+    threshold = meta.decoder.get("score_threshold")
+    if meta.task != "detection" or threshold is None or threshold <= MAP_SCORE_THRESHOLD:
+        return meta
+    decoder = dict(meta.decoder)
+    decoder["score_threshold"] = MAP_SCORE_THRESHOLD
+    return meta.replace(decoder=decoder)
+
+
 class Run(object):
     """Raw outputs and decoded results of one model over an EvalSet."""
 

@@ -145,7 +145,7 @@ def _sensitivity(job, prep, ranges_path, scheme, candidates_proto, work):
                            only=[name])
 
     def score(path):
-        return evaluate.noise(ref_sub, evaluate.run_model(path, job.meta, subset, show=False))
+        return evaluate.noise(ref_sub, evaluate.run_model(path, job.eval_meta, subset, show=False))
 
     return sensitivity.rank(nodes, only, score, show=job.show)
 

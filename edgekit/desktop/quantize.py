@@ -141,8 +141,10 @@ def _prepare(model, out, precision, target, calib, calib_method, calib_count, va
                           hint="node names are listed by `edgekit inspect --layers` (e.g. %s)" % sample)
     calib_paths, held = [], []
     if calib:
+        # INT8 holds images out of calibration to measure on; FP16 calibrates nothing and uses them all.
         calib_paths, held = calibration.split_images(calibration.list_images(calib), count=calib_count
-                                                     or calibration.DEFAULT_COUNT, hold_out=not val)
+                                                     or calibration.DEFAULT_COUNT,
+                                                     hold_out=not val and precision == "int8")
         note = calibration.check_count(len(calib_paths), calib_method) if precision == "int8" else None
         if note:
             warnings.append(note)
@@ -151,12 +153,15 @@ def _prepare(model, out, precision, target, calib, calib_method, calib_count, va
         evalset, eval_on = evaluate.load_val(val, meta, show=show), "val"
     elif held:
         evalset, eval_on = evaluate.from_images(held, meta, show=show), "held-out"
+    elif calib_paths and precision == "fp16":
+        evalset, eval_on = evaluate.from_images(calib_paths, meta, show=show), "calibration"
     elif calib_paths:
         message = "only one calibration image: agreement is measured on it (not held out)"
         warn(message)
         warnings.append(message)
         evalset, eval_on = evaluate.from_images(calib_paths, meta, show=show), "calibration"
     return Job(model=model, out=out, precision=precision, target=target, meta=meta, proto=proto,
+               eval_meta=evaluate.eval_meta(meta),
                calib=calib, calib_method=calib_method, calib_paths=calib_paths, val=val, max_drop=max_drop,
                exclude=list(exclude), auto_exclude=auto_exclude, force=force, show=show, evalset=evalset,
                eval_on=eval_on, warnings=warnings)
@@ -236,8 +241,8 @@ def evaluate_candidate(job, ref_run, path, desc):
     """Run a candidate model over the job's images -> (run, metric, agreement, drop_pp, basis)."""
     from edgekit.desktop import evaluate
 
-    run = evaluate.run_model(path, job.meta, job.evalset, desc=desc, show=job.show)
-    cand_metric = evaluate.metric(run, job.evalset, job.meta)
+    run = evaluate.run_model(path, job.eval_meta, job.evalset, desc=desc, show=job.show)
+    cand_metric = evaluate.metric(run, job.evalset, job.eval_meta)
     agree = evaluate.agreement(ref_run, run)
     drop, basis = drop_pp(job, job.ref_metric, cand_metric, agree)
     return run, cand_metric, agree, drop, basis
@@ -250,8 +255,8 @@ def evaluate_reference(job):
     job.ref_run, job.ref_metric = None, {}
     if job.evalset is None:
         return
-    job.ref_run = evaluate.run_model(job.model, job.meta, job.evalset, desc="reference fp32", show=job.show)
-    job.ref_metric = evaluate.metric(job.ref_run, job.evalset, job.meta)
+    job.ref_run = evaluate.run_model(job.model, job.eval_meta, job.evalset, desc="reference fp32", show=job.show)
+    job.ref_metric = evaluate.metric(job.ref_run, job.evalset, job.eval_meta)
 
 
 def latency_feed(job):
