@@ -152,3 +152,37 @@ def test_parse_broker(text, expected):
 def test_parse_broker_refuses(text):
     with pytest.raises(ConfigError, match="bad broker address"):
         parse_broker(text)
+
+
+def test_fleet_status_sees_real_mqtt_sinks(tmp_path):
+    """The daemon's own MqttSink (C6) as publisher: one running, one closed cleanly (offline)."""
+    sinks_module = pytest.importorskip("edgekit.service.sinks.mqtt")
+    thermal = tmp_path / "thermal" / "thermal_zone0"
+    thermal.mkdir(parents=True)
+    (thermal / "temp").write_text("47500\n")
+    (thermal / "type").write_text("GPU-therm\n")
+
+    def status(name):
+        return lambda: {"ready": True, "model": name, "precision": "fp16", "fps": 29.5, "frames": 300, "dropped": 1}
+
+    with Mosquitto(tmp_path) as broker:
+        sinks = [sinks_module.MqttSink("127.0.0.1", port=broker.port, device_id=name, status_fn=status("m-" + name),
+                                       telemetry_interval=0.2, thermal_root=str(thermal.parent))
+                 for name in ("cam-a", "cam-b")]
+        try:
+            for sink in sinks:
+                sink.start()
+                assert sink.wait_connected(5)
+            deadline = time.time() + 5
+            while True:
+                rows = dict((d["device"], d) for d in _status_json(broker.port, wait=0.3)["devices"])
+                if all(r.get("fps") for r in rows.values()) and len(rows) == 2 or time.time() > deadline:
+                    break
+            sinks[1].close()
+            after = dict((d["device"], d) for d in _status_json(broker.port, wait=0.3)["devices"])
+        finally:
+            for sink in sinks:
+                sink.close()
+    assert rows["cam-a"]["state"] == "online" and rows["cam-a"]["model"] == "m-cam-a"
+    assert rows["cam-a"]["fps"] == 29.5 and rows["cam-a"]["temperature_c"] == 47.5
+    assert after["cam-b"]["state"] == "offline" and after["cam-a"]["state"] == "online"
