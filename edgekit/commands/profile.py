@@ -42,6 +42,8 @@ def add_arguments(parser):
     pipe.add_argument("--source", help="frame source for --pipeline: video file, image folder, csi://0, "
                       "v4l2:///dev/video0, rtsp://..., synthetic://?fps=0")
     pipe.add_argument("--frames", type=int, help="--pipeline: exactly this many timed frames")
+    pipe.add_argument("--meta", metavar="FILE.yaml", help="--pipeline with a model that carries no edgekit "
+                      "metadata: task, labels, input, preprocess, decoder")
     out = parser.add_argument_group("outputs")
     out.add_argument("--json", metavar="FILE", help="write the result with every sample (schema_version 1); - for stdout")
     out.add_argument("--csv", metavar="FILE", help="write one row per run or stage")
@@ -98,8 +100,8 @@ def _check_flags(args):
         raise ConfigError("--fail-over belongs to `edgekit profile compare`", hint="drop it for a profile run")
     if args.pipeline and not args.source:
         raise ConfigError("--pipeline needs --source", hint="e.g. --source synthetic://?fps=0 or a video file")
-    if args.source and not args.pipeline:
-        raise ConfigError("--source is for --pipeline", hint="add --pipeline")
+    if (args.source or args.meta or args.frames) and not args.pipeline:
+        raise ConfigError("--source, --frames and --meta are for --pipeline", hint="add --pipeline")
     if args.pipeline and (args.batch != "1" or (args.threads and "," in args.threads) or args.layers):
         raise ConfigError("--pipeline runs the daemon's loop at batch 1 with one thread setting, without --layers",
                           hint="profile the model alone for batch/thread sweeps and per-layer times")
@@ -139,7 +141,12 @@ def run_profile(args):
     if args.pipeline:
         from edgekit.profiler.pipeline import profile_pipeline
 
-        result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames,
+        meta = None
+        if args.meta:
+            from edgekit.meta import load_meta_yaml
+
+            meta = load_meta_yaml(args.meta)
+        result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames, meta=meta,
                                   duration_s=args.duration, min_frames=min_iters, warmup_ms=args.warmup_ms,
                                   percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry)
         if args.estimate:

@@ -263,6 +263,10 @@ def _cdf(ax, series):
         n = float(len(values))
         ax.step(values, [(i + 1) / n for i in range(len(values))], where="post", label=label)
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of runs <= x")
     ax.set_title("CDF (every sample)")
@@ -279,5 +283,5 @@ def _stage_bars(ax, run):
         ax.bar(stats_names, values, bottom=bottoms, label=stage)
         bottoms = [b + v for b, v in zip(bottoms, values)]
     ax.set_ylabel("ms (stages stacked)")
-    ax.set_title("per-stage time")
+    ax.set_title("per-stage time (stacked; a sum of percentiles is not the end-to-end one)", fontsize=9)
     ax.legend(fontsize=8)

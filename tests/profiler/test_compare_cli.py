@@ -101,7 +101,7 @@ def test_profile_json_to_stdout(tiny_model):
 
 @pytest.mark.parametrize("argv, message", [
     (["--pipeline"], "--pipeline needs --source"),
-    (["--source", "synthetic://"], "--source is for --pipeline"),
+    (["--source", "synthetic://"], "are for --pipeline"),
     (["--pipeline", "--source", "synthetic://", "--batch", "1,2"], "batch 1"),
     (["--fail-over", "3"], "belongs to `edgekit profile compare`"),
     (["extra.json"], "unexpected argument"),
