@@ -34,7 +34,10 @@ SCHEMES = {
         "extra": {"ActivationSymmetric": True, "WeightSymmetric": True,
                   # TensorRT 8.2's ONNX parser rejects INT8 initializers ("invalid weights type of
                   # Int8", megvii-research/Sparsebit#16): keep FP32 weights behind Q->DQ pairs.
-                  "AddQDQPairToWeight": True},
+                  "AddQDQPairToWeight": True,
+                  # onnx-tensorrt operators.md (8.2 to 10.x): DequantizeLinear takes INT8 (not INT32)
+                  # with a zero x_zero_point, so biases stay FP32 (TensorRT fuses them itself).
+                  "QuantizeBias": False},
         "why": "TensorRT runs explicit QDQ with symmetric signed INT8 and zero point 0 for activations "
                "and weights (per-channel weights)",
     },

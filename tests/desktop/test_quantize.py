@@ -94,6 +94,9 @@ def test_nano_refuses_int8_and_force_gives_symmetric_s8s8(assets, tmp_path):
     int8_weights = [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8
                     and not i.name.endswith("zero_point")]
     assert not int8_weights            # TensorRT 8.2 takes FP32 weights behind Q/DQ, not INT8 initializers
+    inits = dict((i.name, i.data_type) for i in model.graph.initializer)
+    dq_inputs = [inits.get(n.input[0]) for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert onnx.TensorProto.INT32 not in dq_inputs       # no INT32 bias DQ: TensorRT dequantizes INT8 only
     assert read_meta(out).extra["quantization"]["scheme"] == "S8S8 symmetric"
     assert read_calibration_cache(str(tmp_path / "nano.int8.calib"))[0] == "TRT-8201-EntropyCalibration2"
 
