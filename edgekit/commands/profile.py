@@ -26,6 +26,8 @@ def add_arguments(parser):
     run.add_argument("--batch", default="1", help="batch sizes, comma separated: one row each (default: 1)")
     run.add_argument("--threads", default=None, help="intra-op threads, comma separated: one row each "
                      "(default: the backend's default)")
+    run.add_argument("--zero-copy", choices=("off", "on", "both"), default=None,
+                     help="TensorRT: mapped host memory instead of h2d/d2h copies; `both` gives a row each")
     run.add_argument("--warmup-ms", type=float, default=200.0, help="warm-up time before timing (default: 200)")
     run.add_argument("--duration", type=float, default=3.0, help="minimum seconds of timed runs (default: 3)")
     run.add_argument("--min-iters", type=int, default=None, help="minimum timed runs (default: 100)")
@@ -105,6 +107,8 @@ def _check_flags(args):
     if args.pipeline and (args.batch != "1" or (args.threads and "," in args.threads) or args.layers):
         raise ConfigError("--pipeline runs the daemon's loop at batch 1 with one thread setting, without --layers",
                           hint="profile the model alone for batch/thread sweeps and per-layer times")
+    if args.zero_copy and args.backend != "tensorrt":
+        raise ConfigError("--zero-copy is a TensorRT runner option", hint="add --backend tensorrt (on a Jetson)")
     if args.frames is not None and args.frames <= 0:
         raise ConfigError("--frames must be positive", hint="e.g. --frames 300")
     if args.duration <= 0 or args.warmup_ms < 0 or (args.min_iters is not None and args.min_iters <= 0):
@@ -161,10 +165,13 @@ def run_profile(args):
                       layers=-1 if args.layers == 0 else args.layers,      # -1: every layer
                       estimate=args.estimate, telemetry=not args.no_telemetry)
         batches = prun.parse_int_list(args.batch, "--batch")
-        if len(batches) == 1 and len(threads) == 1:
+        zero_copy = {None: [None], "off": [False], "on": [True], "both": [False, True]}[args.zero_copy]
+        if len(batches) == 1 and len(threads) == 1 and len(zero_copy) == 1:
+            if zero_copy[0] is not None:
+                kwargs["runner_options"] = {"zero_copy": zero_copy[0]}
             result = prun.profile_model(args.model, batch=batches[0], threads=threads[0], **kwargs)
         else:
-            result = prun.profile_sweep(args.model, batches=batches, threads=threads, **kwargs)
+            result = prun.profile_sweep(args.model, batches=batches, threads=threads, zero_copy=zero_copy, **kwargs)
     for line in result.get("warnings") or ():
         warn(line)
     table = report.text(result, layers_n=args.layers)

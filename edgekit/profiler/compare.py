@@ -2,7 +2,7 @@
 
 Exit codes: 0 no regression, 1 regression beyond --fail-over, 2 user error (bad file, bad flag).
 Latency statistics regress when they grow; throughput regresses when it drops. Sweeps are
-matched run by run on (batch, threads); pipeline files also compare each stage.
+matched run by run on (batch, threads, zero-copy); pipeline files also compare each stage.
 """
 
 from edgekit.errors import ConfigError
@@ -15,7 +15,12 @@ METRICS = STATS + HIGHER_IS_BETTER
 
 def _key(run):
     ctx = run.get("context") or {}
-    return (ctx.get("batch"), ctx.get("threads"))
+    return (ctx.get("batch"), ctx.get("threads"), (ctx.get("runner") or {}).get("zero_copy"))
+
+
+def _label(run):
+    batch, threads, zero_copy = _key(run)
+    return "batch %s threads %s%s" % (batch, threads, "" if zero_copy is None else " zero-copy %s" % zero_copy)
 
 
 def _pct(base, new):
@@ -57,7 +62,7 @@ def compare(base, new, metric="p50", fail_over=None):
         if ref is None:
             unmatched.append(_key(run))
             continue
-        label = "batch %s threads %s" % _key(run) if len(new_runs) > 1 else "latency"
+        label = _label(run) if len(new_runs) > 1 else "latency"
         rows += _rows_for(label, ref["latency_ms"], run["latency_ms"], ref.get("throughput_fps"),
                           run.get("throughput_fps"))
         for stage, summary in sorted((run.get("stages") or {}).items()):

@@ -39,13 +39,15 @@ def _run_rows(result):
     rows = []
     for run in runs_of(result):
         lat, ctx = run["latency_ms"], run.get("context") or {}
-        row = {"batch": ctx.get("batch"), "threads": ctx.get("threads"), "first ms": run.get("first_inference_ms"),
+        row = {"batch": ctx.get("batch"), "threads": ctx.get("threads"),
+               "zero-copy": (ctx.get("runner") or {}).get("zero_copy"), "first ms": run.get("first_inference_ms"),
                "mean": lat.get("mean"), "std": lat.get("std")}
         for p in _pcts(run):
             row[stats.key(p)] = lat.get(stats.key(p))
         row.update({"max": lat.get("max"), "n": lat.get("count"), "fps": run.get("throughput_fps")})
         rows.append(row)
-    headers = ["batch", "threads", "first ms", "mean", "std"] + [stats.key(p) for p in _pcts(runs_of(result)[0])] + [
+    with_zc = any(r["zero-copy"] is not None for r in rows)
+    headers = ["batch", "threads"] + (["zero-copy"] if with_zc else []) + ["first ms", "mean", "std"] + [stats.key(p) for p in _pcts(runs_of(result)[0])] + [
         "max", "n", "fps"]
     return rows, headers
 
@@ -252,7 +254,9 @@ def _histograms(ax, runs):
 
 def _label(run):
     ctx = run.get("context") or {}
-    return "batch %s, threads %s" % (ctx.get("batch"), ctx.get("threads"))
+    zero_copy = (ctx.get("runner") or {}).get("zero_copy")
+    return "batch %s, threads %s%s" % (ctx.get("batch"), ctx.get("threads"),
+                                       "" if zero_copy is None else ", zero-copy %s" % zero_copy)
 
 
 def _cdf(ax, series):

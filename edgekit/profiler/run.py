@@ -114,7 +114,7 @@ def model_precision(model, backend, precision):
                 backend, stored, precision), hint="quantize to %s first (edgekit quantize), or drop --precision"
                 % precision)
         return precision or stored or "fp32"
-    return precision or stored or "fp16"
+    return precision        # TensorRT: the build decides (default fp16); describe() reports it
 
 
 def profile_model(model, backend="onnxruntime", batch=1, threads=None, warmup_ms=200, duration_s=3.0,
@@ -133,36 +133,49 @@ def profile_model(model, backend="onnxruntime", batch=1, threads=None, warmup_ms
         options["threads"] = threads
     if providers:
         options["providers"] = providers
-    if backend == "tensorrt":
+    if backend == "tensorrt" and precision:
         options.setdefault("precision", precision)
-    ctx = host_context()
     t_load = time.perf_counter()
     with open_runner(backend, model, **options) as runner:
         load_ms = (time.perf_counter() - t_load) * 1000.0
-        feed = _feed(runner, batch, input_shapes)
-        ctx.update(_runner_context(runner, precision, batch, feed))
-        log("profiling %s (%s, batch %d, threads %s): warm-up %d ms, then >= %.1f s and >= %d runs"
-            % (os.path.basename(str(model)), backend, batch, threads or "default", warmup_ms, duration_s, min_iters))
-        monitor = Telemetry() if telemetry else None
-        if monitor:
-            monitor.start()
-        try:
-            run = measure(lambda: runner.infer(feed, check=False), warmup_ms, duration_s, min_iters,
-                          timing=lambda: runner.last_timing)
-        finally:
-            if monitor:
-                monitor.stop()
-    result = _result(model, ctx, run, batch, percentiles, load_ms,
-                     {"warmup_ms": warmup_ms, "duration_s": duration_s, "min_iters": min_iters,
-                      "percentiles": list(percentiles)})
-    if monitor:
-        result["telemetry"] = monitor.summary()
+        result = profile_runner(runner, batch, warmup_ms, duration_s, min_iters, percentiles, precision,
+                                input_shapes, telemetry, log)
+        feed = result.pop("_feed")
+    result["load_ms"] = load_ms
     if layers:
         from edgekit.profiler.layers import profile_layers
 
         result["layers"] = profile_layers(model, backend, feed, options, top=layers)
     if estimate:
         result["estimate"] = estimate_for(model, estimate, asked_precision, input_shapes)
+    return result
+
+
+def profile_runner(runner, batch=1, warmup_ms=200, duration_s=3.0, min_iters=MIN_ITERS,
+                   percentiles=stats.DEFAULT_PERCENTILES, precision=None, input_shapes=None, telemetry=True, log=say):
+    """Profile an already active runner (the benchmark times the very same session this way).
+    Returns the result dict without load_ms (and with the feed under ``_feed``)."""
+    ctx = host_context()
+    feed = _feed(runner, batch, input_shapes)
+    ctx.update(_runner_context(runner, precision, batch, feed))
+    log("profiling %s (%s, batch %d, threads %s): warm-up %d ms, then >= %.1f s and >= %d runs" % (
+        os.path.basename(str(runner.model_path)), runner.name, batch, ctx.get("threads") or "default", warmup_ms,
+        duration_s, min_iters))
+    monitor = Telemetry() if telemetry else None
+    if monitor:
+        monitor.start()
+    try:
+        run = measure(lambda: runner.infer(feed, check=False), warmup_ms, duration_s, min_iters,
+                      timing=lambda: runner.last_timing)
+    finally:
+        if monitor:
+            monitor.stop()
+    result = _result(runner.model_path, ctx, run, batch, percentiles, None,
+                     {"warmup_ms": warmup_ms, "duration_s": duration_s, "min_iters": min_iters,
+                      "percentiles": list(percentiles)})
+    if monitor:
+        result["telemetry"] = monitor.summary()
+    result["_feed"] = feed
     return result
 
 
@@ -196,7 +209,7 @@ def _runner_context(runner, precision, batch, feed):
     info = dict(runner.describe() or {})
     ctx = {"backend": info.pop("backend", runner.name), "backend_version": info.pop("version", None),
            "provider": (info.pop("providers", None) or [None])[0], "threads": info.pop("threads", None),
-           "precision": precision, "batch": batch,
+           "precision": info.pop("precision", None) or precision or "unknown", "batch": batch,
            "input_shapes": dict((k, list(v.shape)) for k, v in feed.items()),
            "input_dtypes": dict((k, str(v.dtype)) for k, v in feed.items())}
     if info:
@@ -234,14 +247,21 @@ def estimate_for(model, target, precision=None, input_shapes=None):
     return estimate(layer_costs(model, input_shapes), target, precision or "fp16")
 
 
-def profile_sweep(model, batches=(1,), threads=(None,), **kwargs):
-    """One run per (batch, threads); returns {"schema_version", "kind": "sweep", "runs": [...]}."""
+def profile_sweep(model, batches=(1,), threads=(None,), zero_copy=(None,), **kwargs):
+    """One run per (batch, threads, zero_copy); returns {"schema_version", "kind": "sweep", "runs": [...]}.
+    ``zero_copy`` (TensorRT runner option: mapped host memory instead of h2d/d2h copies) lets a
+    Jetson show which path is faster for a model."""
     runs, warnings = [], []
+    base_options = dict(kwargs.pop("runner_options", None) or {})
     for b in batches:
         for t in threads:
-            run = profile_model(model, batch=b, threads=t, **kwargs)
-            runs.append(run)
-            warnings += ["batch %d, threads %s: %s" % (b, t or "default", w) for w in run["warnings"]]
+            for z in zero_copy:
+                options = dict(base_options)
+                if z is not None:
+                    options["zero_copy"] = z
+                run = profile_model(model, batch=b, threads=t, runner_options=options, **kwargs)
+                runs.append(run)
+                label = "batch %d, threads %s%s" % (b, t or "default", "" if z is None else ", zero-copy %s" % z)
+                warnings += ["%s: %s" % (label, w) for w in run["warnings"]]
     return {"schema_version": SCHEMA_VERSION, "kind": "sweep", "model": str(model), "runs": runs,
             "warnings": warnings}
-

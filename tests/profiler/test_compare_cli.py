@@ -46,7 +46,7 @@ def test_compare_matches_sweep_rows_and_stages():
     base = {"schema_version": 1, "kind": "sweep", "runs": [fake_result([10.0], 1, b, 1) for b in (1, 2)]}
     new = {"schema_version": 1, "kind": "sweep", "runs": [fake_result([10.0], 1, 2, 1), fake_result([20.0], 1, 4, 1)]}
     out = compare.compare(base, new, fail_over=5)
-    assert set(r["run"] for r in out["rows"]) == {"batch 2 threads 1"} and out["unmatched"] == [(4, 1)]
+    assert set(r["run"] for r in out["rows"]) == {"batch 2 threads 1"} and out["unmatched"] == [(4, 1, None)]
     pb = fake_result([10.0], 1, stages={"infer": [5.0], "end_to_end": [10.0]})
     pn = fake_result([10.0], 1, stages={"infer": [7.0], "end_to_end": [10.0]})
     rows = compare.compare(pb, pn, fail_over=5)["rows"]

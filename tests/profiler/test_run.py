@@ -104,3 +104,27 @@ def test_clock_warnings_on_a_jetson():
     assert "jetson_clocks" in run.clock_warnings(unpinned)[0]
     assert run.clock_warnings({"jetson": {"clocks": {"pinned": True}}}) == []
     assert "could not tell" in run.clock_warnings({"jetson": {"clocks": {"pinned": None}}})[0]
+
+
+def test_tensorrt_timing_split_and_zero_copy_rows_on_the_stand_in(tmp_path, monkeypatch):
+    """On the TensorRT/pycuda STAND-INS (tests/standins; not TensorRT itself): the runner's
+    h2d/compute/d2h split lands in backend_timing_ms, and --zero-copy both gives a row each."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from standins import install
+    from standins.models import tiny_classifier
+
+    install(monkeypatch, api="8.2", copy_ms_per_mb=1000.0, compute_ms=3.0)
+    model = tiny_classifier(tmp_path / "m.onnx", size=32)
+    result = run.profile_sweep(model, zero_copy=[False, True], backend="tensorrt",
+                               runner_options={"cache_dir": str(tmp_path / "c")}, **FAST)
+    copies, mapped = result["runs"]
+    assert copies["context"]["precision"] == "fp16" and copies["context"]["runner"]["zero_copy"] is False
+    assert copies["backend_timing_ms"]["compute"]["p50"] == pytest.approx(3.0)
+    assert copies["backend_timing_ms"]["h2d"]["p50"] == pytest.approx(3 * 32 * 32 * 4 / 1e6 * 1000.0)
+    assert mapped["context"]["runner"]["zero_copy"] is True
+    assert mapped["backend_timing_ms"]["h2d"]["max"] == 0.0
+    table = report.text(result)
+    assert "zero-copy" in table.splitlines()[3]
