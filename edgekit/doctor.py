@@ -203,7 +203,7 @@ def gstreamer_in_build(info):
 def check_opencv(system, facts):
     cv2 = system.module("cv2")
     if cv2 is None:
-        return [Check("opencv", FAIL, "not importable", "on a Jetson: sudo apt install python3-opencv (JetPack's, "
+        return [Check("opencv", FAIL, "not importable", "on a Jetson: sudo apt install nvidia-opencv (JetPack's OpenCV, "
                       "with GStreamer); elsewhere: pip install opencv-python-headless")]
     has_gst, gst_version = gstreamer_in_build(cv2.getBuildInformation())
     where = getattr(cv2, "__file__", "") or ""
@@ -278,7 +278,7 @@ def check_memory(system, facts):
     checks = [Check("memory", OK, "%.1f GiB, %.1f GiB available" % (total, avail))]
     if swap == 0 and total < 4.5:
         checks.append(Check("swap", FAIL, "none", "building engines on a small board needs swap: "
-                            "sudo bash jetson/setup.sh --swap-only (4 GB swap file)"))
+                            "bash jetson/setup.sh --swap-only (4 GB swap file)"))
     else:
         checks.append(Check("swap", OK if swap or total >= 4.5 else WARN, "%.1f GiB" % swap))
     return checks

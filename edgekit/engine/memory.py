@@ -26,7 +26,7 @@ WORKSPACE_DEFAULTS = (           # (MemTotal below, default workspace MiB)
 BASE_BUILD_BYTES = 500 * MIB
 WEIGHT_COPIES = 3
 
-ADVICE = ("free memory before building: add swap (sudo bash jetson/setup.sh --swap-only, or "
+ADVICE = ("free memory before building: add swap (bash jetson/setup.sh --swap-only, or "
           "sudo fallocate -l 4G /swapfile && sudo mkswap /swapfile && sudo swapon /swapfile), stop the "
           "desktop (sudo systemctl isolate multi-user.target), close other programs, or build with a "
           "smaller --workspace (e.g. --workspace 128)")

@@ -1,0 +1,135 @@
+"""The on-device suite: engine build and cache, parity with a CPU reference, zero-copy, dynamic
+shapes, latency, one camera frame. Runs on a Jetson (jetson/selftest); skips elsewhere."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+STANDIN = os.environ.get("EDGEKIT_SELFTEST_STANDIN") == "1"
+
+pytestmark = pytest.mark.jetson
+QUIET = dict(log=lambda message: None)
+TOLERANCE = dict(rtol=2e-2, atol=2e-2)           # FP16 engine vs FP32 reference
+
+
+def reference_outputs(model, feed):
+    """ONNX Runtime when installed, else OpenCV's dnn (JetPack has cv2): (outputs, backend name)."""
+    from edgekit.runners import open_runner
+
+    for backend in ("onnxruntime", "opencv"):
+        try:
+            with open_runner(backend, model) as runner:
+                return runner.infer(feed), backend
+        except Exception as exc:  # backend missing or cannot load this model: try the next
+            last = exc
+    pytest.skip("no CPU reference backend: %s" % last)
+
+
+def random_feed(shape, seed=0):
+    return {"images": np.random.RandomState(seed).rand(*shape).astype(np.float32)}
+
+
+@pytest.mark.skipif(STANDIN, reason="reads the real board")
+def test_board_is_ready(report):
+    from edgekit.doctor import diagnose
+
+    result = diagnose()
+    report["doctor"] = result
+    checks = dict((c["name"], c) for c in result["checks"])
+    assert result["jetson"], checks["board"]["value"]
+    assert checks["tensorrt"]["status"] == "ok" and checks["pycuda"]["status"] == "ok"
+
+
+def test_build_engine_then_serve_it_from_the_cache(tiny, cache_dir, report):
+    from edgekit.engine.build import build_engine
+
+    first = build_engine(tiny, precision="fp16", cache_dir=cache_dir, **QUIET)
+    second = build_engine(tiny, precision="fp16", cache_dir=cache_dir, **QUIET)
+    assert first.built and not second.built and second.path == first.path
+    report["build"] = {"seconds": first.build_seconds, "key": first.key, "engine_bytes": os.path.getsize(first.path),
+                       "warnings": first.warnings}
+
+
+def test_precision_the_gpu_cannot_run_fast_is_refused(tiny, cache_dir, report):
+    import tensorrt as trt
+
+    from edgekit.engine.build import build_engine
+    from edgekit.errors import PrecisionError
+
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    report["fast"] = {"fp16": builder.platform_has_fast_fp16, "int8": builder.platform_has_fast_int8}
+    if builder.platform_has_fast_int8:
+        pytest.skip("this GPU has fast INT8")
+    with pytest.raises(PrecisionError):
+        build_engine(tiny, precision="int8", cache_dir=cache_dir, **QUIET)
+
+
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["copies", "zero-copy"])
+def test_tensorrt_matches_the_cpu_reference(tiny, cache_dir, report, zero_copy):
+    from edgekit.runners import open_runner
+
+    feed = random_feed((1, 3, 32, 32))
+    expected, backend = reference_outputs(tiny, feed)
+    with open_runner("tensorrt", tiny, cache_dir=cache_dir, precision="fp16", zero_copy=zero_copy) as runner:
+        got = runner.infer(feed)
+    err = float(np.max(np.abs(got["logits"] - expected["logits"])))
+    report.setdefault("parity", {})["zero_copy" if zero_copy else "copies"] = {"reference": backend, "max_abs": err}
+    np.testing.assert_allclose(got["logits"], expected["logits"], **TOLERANCE)
+
+
+def test_dynamic_batch_through_a_profile(tiny_dynamic, cache_dir, report):
+    from edgekit.runners import open_runner
+
+    opts = dict(cache_dir=cache_dir, precision="fp16", shapes=["images:1x3x32x32/2x3x32x32/4x3x32x32"])
+    with open_runner("tensorrt", tiny_dynamic, **opts) as runner:
+        for batch in (1, 4, 3):
+            feed = random_feed((batch, 3, 32, 32), seed=batch)
+            expected, _ = reference_outputs(tiny_dynamic, feed)
+            got = runner.infer(feed)
+            assert got["logits"].shape == (batch, 4)
+            np.testing.assert_allclose(got["logits"], expected["logits"], **TOLERANCE)
+
+
+def _measure(runner, feed, iters):
+    for _ in range(10):
+        runner.infer(feed)
+    samples, splits = [], []
+    for _ in range(iters):
+        start = time.perf_counter()
+        runner.infer(feed, check=False)
+        samples.append((time.perf_counter() - start) * 1000.0)
+        splits.append(dict(runner.last_timing))
+    samples.sort()
+    return {"p50_ms": samples[len(samples) // 2], "p90_ms": samples[int(len(samples) * 0.9)],
+            "h2d_ms": float(np.mean([s["h2d"] for s in splits])),
+            "compute_ms": float(np.mean([s["compute"] for s in splits])),
+            "d2h_ms": float(np.mean([s["d2h"] for s in splits])), "iters": iters}
+
+
+def test_latency_copies_vs_zero_copy(tiny, cache_dir, report):
+    from edgekit.runners import open_runner
+
+    feed = random_feed((1, 3, 32, 32))
+    figures = {}
+    for zero_copy in (False, True):
+        with open_runner("tensorrt", tiny, cache_dir=cache_dir, precision="fp16", zero_copy=zero_copy) as runner:
+            figures["zero_copy" if zero_copy else "copies"] = _measure(runner, feed, 200)
+    report["latency"] = figures
+    assert all(f["p50_ms"] > 0 and f["compute_ms"] >= 0 for f in figures.values())
+    assert figures["zero_copy"]["h2d_ms"] == 0.0 or figures["zero_copy"]["h2d_ms"] < 0.01
+
+
+def test_one_camera_frame(report, tmp_path):
+    import camera_check
+
+    cams = camera_check.list_cameras()
+    if STANDIN or not cams:
+        pytest.skip("no camera on this board" if not STANDIN else "stand-in run: no camera")
+    frame, seconds, error = camera_check.grab(cams[0])
+    report["camera"] = {"device": cams[0]["device"], "kind": cams[0]["kind"], "name": cams[0]["name"],
+                        "error": error, "first_frame_s": seconds,
+                        "shape": list(frame.shape) if frame is not None else None}
+    assert error is None, error
+    assert frame.ndim == 3 and frame.shape[2] == 3

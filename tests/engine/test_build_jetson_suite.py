@@ -1,0 +1,86 @@
+"""The on-device suite (jetson/) as seen from here: collected and skipped with the reason, runnable
+against the STAND-INS to test the suite's own code, Python 3.6 clean, and setup.sh a valid script.
+None of this verifies anything on hardware."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JETSON = os.path.join(ROOT, "jetson")
+
+
+def selftest(tmp_path, **env):
+    out = str(tmp_path / "report.md")
+    proc = subprocess.run([sys.executable, os.path.join(JETSON, "selftest"), "--out", out], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          env=dict(os.environ, **env))
+    with open(out) as handle:
+        return proc, handle.read()
+
+
+def test_suite_is_collected_and_skipped_here_with_the_reason(tmp_path, monkeypatch):
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("EDGEKIT_SELFTEST"))
+    monkeypatch.setattr(os, "environ", env)
+    proc, report = selftest(tmp_path)
+    assert proc.returncode == 3, proc.stdout            # nothing ran
+    assert "0 passed, 0 failed, 8 skipped" in report
+    assert "no TensorRT Python bindings here (python3-libnvinfer); run jetson/selftest on a Jetson" in report
+    assert "Nothing ran" in report and "### doctor" in report
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+def test_suite_code_runs_against_the_standins(tmp_path, api):
+    proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_SELFTEST_STANDIN_API=api)
+    assert proc.returncode == 0, proc.stdout
+    assert "**STAND-IN run**" in report and "nothing here was measured on hardware" in report
+    assert "6 passed, 0 failed, 2 skipped" in report
+    assert '"zero_copy"' in report and '"compute_ms"' in report
+
+
+def test_jetson_python_files_are_python36():
+    vermin = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
+    files = [os.path.join(JETSON, "selftest"), os.path.join(JETSON, "camera_check.py"),
+             os.path.join(JETSON, "tests", "conftest.py"), os.path.join(JETSON, "tests", "test_on_device.py")]
+    proc = subprocess.run([vermin, "--target=3.6-", "--no-tips", "--violations", "--eval-annotations",
+                           "--no-parse-comments"] + files, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_setup_script_dry_run():
+    script = os.path.join(JETSON, "setup.sh")
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    proc = subprocess.run(["bash", script, "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    assert proc.returncode == 0, proc.stdout
+    out = proc.stdout
+    for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-deps", "fallocate -l 4G",
+                     "OPENBLAS_CORETYPE=ARMV8"):
+        assert expected in out
+    commands = [line for line in out.splitlines() if line.startswith("+ ")]
+    assert not [c for c in commands if "opencv-python" in c]        # never shadow JetPack's cv2
+    refused = subprocess.run(["bash", script, "--bogus"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True)
+    assert refused.returncode == 2 and "unknown option --bogus" in refused.stderr
+
+
+def test_camera_check_lists_csi_and_usb(tmp_path):
+    sys.path.insert(0, JETSON)
+    try:
+        import camera_check
+    finally:
+        sys.path.remove(JETSON)
+    for node, name in (("video0", "vi-output, imx219 6-0010"), ("video1", "HD Pro Webcam C920")):
+        (tmp_path / "dev").mkdir(exist_ok=True)
+        (tmp_path / "dev" / node).write_text("")
+        (tmp_path / "sys" / "class" / "video4linux" / node).mkdir(parents=True)
+        (tmp_path / "sys" / "class" / "video4linux" / node / "name").write_text(name + "\n")
+    cams = camera_check.list_cameras(str(tmp_path))
+    assert [(c["device"], c["kind"], c["sensor"]) for c in cams] == [("/dev/video0", "csi", 0),
+                                                                     ("/dev/video1", "v4l2", None)]
+    pipeline = camera_check.CSI_PIPELINE.format(sensor=0, width=1280, height=720, fps=30)
+    assert "appsink drop=true max-buffers=1 sync=false" in pipeline
