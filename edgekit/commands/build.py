@@ -52,8 +52,11 @@ def run(args):
         return 0
     if not args.model:
         raise ConfigError("no model given", hint="write `edgekit build MODEL.onnx` (or --list, --clear)")
-    onnx_path, calib = resolve_model(args.model, args.calib_cache)
-    precision = _precision(args, onnx_path)
+    onnx_path, calib, bundle_precision = resolve_model(args.model, args.calib_cache)
+    precision = _precision(args, onnx_path, bundle_precision)
+    if args.calib_cache and precision != "int8":
+        raise ConfigError("--calib-cache is only used with --precision int8",
+                          hint="drop it, or build with --precision int8")
     if args.print_trtexec:
         return _print_trtexec(args, onnx_path, precision, calib)
     from edgekit.engine import trt_api
@@ -65,8 +68,12 @@ def run(args):
 
 
 def resolve_model(path, calib_cache):
-    """A model file, or the one ONNX of a bundle directory (and its calibration cache if it has one)."""
+    """(onnx path, calibration cache, precision or None) of a model file or a bundle directory.
+
+    A bundle directory with manifest.json names its model, calibration cache and precision; without
+    one, the directory must hold exactly one ONNX (and at most one *.cache)."""
     import glob
+    import json
     import os
 
     from edgekit.errors import ModelError
@@ -76,7 +83,19 @@ def resolve_model(path, calib_cache):
             raise ModelError("model not found: %s" % path, hint="check the path")
         if not path.endswith(".onnx"):
             raise ModelError("%s is not an ONNX file" % path, hint="build from the .onnx the bundle carries")
-        return path, calib_cache
+        return path, calib_cache, None
+    manifest_path = os.path.join(path, "manifest.json")
+    if os.path.exists(manifest_path):
+        try:
+            with open(manifest_path) as handle:
+                manifest = json.load(handle)
+            model = os.path.join(path, manifest["model"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError("bundle manifest %s is unreadable (%s)" % (manifest_path, exc),
+                             hint="check it with `edgekit bundle verify`")
+        if calib_cache is None and manifest.get("calib_cache"):
+            calib_cache = os.path.join(path, manifest["calib_cache"])
+        return model, calib_cache, manifest.get("precision")
     models = sorted(glob.glob(os.path.join(path, "*.onnx")) + glob.glob(os.path.join(path, "*", "*.onnx")))
     if len(models) != 1:
         raise ModelError("bundle directory %s holds %d ONNX models" % (path, len(models)),
@@ -84,15 +103,18 @@ def resolve_model(path, calib_cache):
     if calib_cache is None:
         found = sorted(glob.glob(os.path.join(path, "*.cache")) + glob.glob(os.path.join(path, "*", "*.cache")))
         calib_cache = found[0] if len(found) == 1 else None
-    return models[0], calib_cache
+    return models[0], calib_cache, None
 
 
-def _precision(args, onnx_path):
+def _precision(args, onnx_path, bundle_precision=None):
     from edgekit.meta import read_meta
     from edgekit.progress import say
 
     if args.precision:
         return args.precision
+    if bundle_precision:
+        say("precision: %s (the bundle's)" % bundle_precision)
+        return bundle_precision
     try:
         meta = read_meta(onnx_path, required=False)
     except Exception:

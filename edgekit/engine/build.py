@@ -83,9 +83,6 @@ def _check_inputs(onnx_path, precision, calib_cache, timing_cache):
         if not os.path.isfile(str(calib_cache)):
             raise ConfigError("calibration cache not found: %s" % calib_cache,
                               hint="make one with `edgekit quantize --precision int8` on the desktop")
-        if precision != "int8":
-            raise ConfigError("--calib-cache is only used with --precision int8",
-                              hint="drop it, or build with --precision int8")
         _validate_calib_cache(calib_cache)
 
 
@@ -149,6 +146,9 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
     """
     onnx_path = os.path.abspath(str(onnx_path))
     _check_inputs(onnx_path, precision, calib_cache, timing_cache)
+    if calib_cache is not None and precision != "int8":
+        log("calibration cache %s not used: only INT8 builds read one" % calib_cache)
+        calib_cache = None
     shapes = parse_shapes(shapes)
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir or cache.default_cache_dir()))
     trt = trt_api.import_tensorrt()
@@ -266,7 +266,7 @@ def _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes, timing
     workspace_api = None
     if plan.workspace_mib:
         workspace_api = trt_api.set_workspace(trt, config, plan.workspace_mib * MIB)
-    _set_precision(trt, builder, config, precision, calib_cache, onnx_path)
+    warnings.extend(_set_precision(trt, builder, config, precision, calib_cache, onnx_path) or [])
     profile_shapes = _add_profile(builder, config, network, shapes)
     timing = _load_timing_cache(config, timing_cache)
     for message in warnings:
@@ -324,13 +324,28 @@ def _set_precision(trt, builder, config, precision, calib_cache, onnx_path):
     config.set_flag(trt.BuilderFlag.INT8)
     if calib_cache:
         with open(calib_cache, "rb") as handle:
-            config.int8_calibrator = make_cache_calibrator(trt, handle.read())
-        return
+            data = handle.read()
+        config.int8_calibrator = make_cache_calibrator(trt, data)
+        return _calib_version_warnings(trt, data)
     meta = _meta_of(onnx_path)
     if meta is None or meta.precision != "int8":
         raise PrecisionError("an INT8 build needs a calibration cache or a quantized (QDQ) model",
                              hint="pass --calib-cache FILE from `edgekit quantize`, or build the INT8 ONNX "
                              "that `edgekit quantize --precision int8` wrote")
+
+
+def _calib_version_warnings(trt, data):
+    """A calibration cache written for another TensorRT may be rejected by this one: say so."""
+    try:
+        from edgekit.engine.calib_cache import header_for
+    except ImportError:
+        return []
+    header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    expected = header_for(trt.__version__)
+    if header.split("-")[:2] != expected.split("-")[:2]:
+        return ["calibration cache header %s was written for another TensorRT (this one writes %s): TensorRT may "
+                "ignore it and the INT8 build then fails" % (header, expected)]
+    return []
 
 
 def make_cache_calibrator(trt, cache_bytes):

@@ -104,7 +104,20 @@ def test_bundle_directory_resolves_its_model_and_calibration_cache(tmp_path):
     (bundle / "model").mkdir(parents=True)
     onnx = tiny_classifier(bundle / "model" / "m.onnx")
     (bundle / "model" / "m.calib.cache").write_text("TRT-8201-EntropyCalibration2\n")
-    assert command.resolve_model(str(bundle), None) == (onnx, str(bundle / "model" / "m.calib.cache"))
+    assert command.resolve_model(str(bundle), None) == (onnx, str(bundle / "model" / "m.calib.cache"), None)
     tiny_classifier(bundle / "other.onnx")
     with pytest.raises(ModelError, match="holds 2 ONNX models"):
         command.resolve_model(str(bundle), None)
+    (bundle / "manifest.json").write_text(json.dumps({"model": "other.onnx", "calib_cache": None,
+                                                      "precision": "int8"}))
+    assert command.resolve_model(str(bundle), None) == (str(bundle / "other.onnx"), None, "int8")
+    (bundle / "manifest.json").write_text("{broken")
+    with pytest.raises(ModelError, match="manifest"):
+        command.resolve_model(str(bundle), None)
+
+
+def test_calib_cache_with_fp16_is_refused_on_the_command_line(model, tmp_path):
+    calib = tmp_path / "c.cache"
+    calib.write_text("TRT-8201-EntropyCalibration2\n")
+    proc = edgekit("build", model, "--precision", "fp16", "--calib-cache", str(calib), "--print-trtexec")
+    assert proc.returncode == 2 and "only used with --precision int8" in proc.stderr

@@ -242,10 +242,26 @@ def test_bad_inputs_fail_before_tensorrt(tmp_path, model, logs):
         build(str(tmp_path / "missing.onnx"), tmp_path, logs)
     with pytest.raises(ConfigError, match="unknown precision"):
         build(model, tmp_path, logs, precision="int4")
-    with pytest.raises(ConfigError, match="only used with --precision int8"):
-        calib = tmp_path / "c.cache"
-        calib.write_bytes(CALIB)
-        build(model, tmp_path, logs, precision="fp16", calib_cache=str(calib))
+    bad = tmp_path / "bad.cache"
+    bad.write_bytes(b"not a cache")
+    with pytest.raises(ModelError, match="not a TensorRT calibration cache"):
+        build(model, tmp_path, logs, precision="int8", calib_cache=str(bad))
+
+
+def test_calibration_cache_is_ignored_with_a_message_for_fp16(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    calib = tmp_path / "c.cache"
+    calib.write_bytes(CALIB)
+    record = build(model, tmp_path, logs, precision="fp16", calib_cache=str(calib))
+    assert record.key["calib_sha256"] is None and any("not used: only INT8" in m for m in logs)
+
+
+def test_calibration_cache_of_another_tensorrt_is_warned(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="10", fast_int8=True)
+    calib = tmp_path / "c.cache"
+    calib.write_bytes(CALIB)                       # written for 8.2.1
+    record = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert any("TRT-8201-EntropyCalibration2 was written for another TensorRT" in w for w in record.warnings)
 
 
 @pytest.mark.parametrize("text,expected", [
