@@ -254,16 +254,32 @@ def check_power(system, facts):
                   "5 V 4 A barrel-jack supply, micro-USB browns out under load)")]
 
 
+GPU_DEVFREQ = "/sys/devices/gpu.0/devfreq/*"        # Nano: /sys/devices/gpu.0/devfreq/57000000.gpu
+
+
+def _pinned(low, high):
+    return low is not None and high is not None and low.strip() == high.strip()
+
+
 def check_clocks(system, facts):
+    """Pinned clocks (jetson_clocks sets min = max): CPU from cpufreq, GPU from devfreq (no root needed)."""
     if not facts.get("jetson"):
         return [Check("clocks", SKIP, "Jetson only (jetson_clocks)")]
     low = system.read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_min_freq")
     high = system.read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     if not low or not high:
         return [Check("clocks", WARN, "cpufreq not readable")]
-    if low.strip() == high.strip():
-        return [Check("clocks", OK, "pinned (jetson_clocks): CPU at %d MHz" % (int(high) // 1000))]
-    return [Check("clocks", WARN, "not pinned (CPU %d-%d MHz)" % (int(low) // 1000, int(high) // 1000),
+    clocks = [("CPU", int(low) // 1000, int(high) // 1000)]
+    pinned = _pinned(low, high)
+    for gpu in system.glob(GPU_DEVFREQ)[:1]:
+        rel = os.path.relpath(gpu, system.root)
+        gpu_low, gpu_high = system.read(rel + "/min_freq"), system.read(rel + "/max_freq")
+        if gpu_low and gpu_high:
+            clocks.append(("GPU", int(gpu_low) // 1000000, int(gpu_high) // 1000000))
+            pinned = pinned and _pinned(gpu_low, gpu_high)
+    if pinned:
+        return [Check("clocks", OK, "pinned (jetson_clocks): " + ", ".join("%s %d MHz" % (n, h) for n, _, h in clocks))]
+    return [Check("clocks", WARN, "not pinned (%s)" % ", ".join("%s %d-%d MHz" % c for c in clocks),
                   "sudo jetson_clocks before profiling, for stable latency figures")]
 
 

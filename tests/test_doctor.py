@@ -32,6 +32,8 @@ def nano_root(tmp_path, swap_kb=2029632, pinned=False, csi=True):
     write(tmp_path, "/usr/include/aarch64-linux-gnu/cudnn_version_v8.h", CUDNN_H)
     write(tmp_path, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_min_freq", "1479000\n" if pinned else "102000\n")
     write(tmp_path, "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "1479000\n")
+    write(tmp_path, "/sys/devices/gpu.0/devfreq/57000000.gpu/min_freq", "921600000\n" if pinned else "76800000\n")
+    write(tmp_path, "/sys/devices/gpu.0/devfreq/57000000.gpu/max_freq", "921600000\n")
     if csi:
         write(tmp_path, "/dev/video0", "")
         write(tmp_path, "/sys/class/video4linux/video0/name", "vi-output, imx219 6-0010\n")
@@ -76,6 +78,7 @@ def test_a_healthy_nano(tmp_path):
     assert "/dev/video1 USB/V4L2" in checks["cameras"]["value"]
     assert checks["csi daemon"]["status"] == "ok"
     assert checks["power mode"]["value"] == "MAXN" and checks["clocks"]["status"] == "ok"
+    assert checks["clocks"]["value"] == "pinned (jetson_clocks): CPU 1479 MHz, GPU 921 MHz"
     assert checks["swap"]["status"] == "ok"
     assert checks["onnxruntime"]["status"] == "warn"      # TensorRT is there: ORT is optional
     text = doctor.format_report(report)
@@ -95,6 +98,7 @@ def test_a_nano_with_problems_says_what_to_do(tmp_path):
     assert checks["swap"]["status"] == "fail" and "--swap-only" in checks["swap"]["advice"]
     assert checks["power mode"]["status"] == "warn" and "nvpmodel -m 0" in checks["power mode"]["advice"]
     assert checks["clocks"]["status"] == "warn" and "jetson_clocks" in checks["clocks"]["advice"]
+    assert checks["clocks"]["value"] == "not pinned (CPU 102-1479 MHz, GPU 76-921 MHz)"
     assert checks["csi daemon"]["status"] == "fail" and "restart nvargus-daemon" in checks["csi daemon"]["advice"]
     text = doctor.format_report(report, ascii_only=True)
     assert "x tensorrt" in text and "-> sudo apt install python3-libnvinfer" in text

@@ -86,6 +86,18 @@ def _check_inputs(onnx_path, precision, calib_cache, timing_cache):
         _validate_calib_cache(calib_cache)
 
 
+def _check_writable(cache_dir):
+    try:
+        if not os.path.isdir(cache_dir):
+            os.makedirs(cache_dir)
+    except OSError as exc:
+        raise ConfigError("cannot create the engine cache %s: %s" % (cache_dir, exc.strerror or exc),
+                          hint="pass --cache-dir DIR or set EDGEKIT_CACHE_DIR to a writable directory")
+    if not os.access(cache_dir, os.W_OK):
+        raise ConfigError("the engine cache %s is not writable" % cache_dir,
+                          hint="pass --cache-dir DIR or set EDGEKIT_CACHE_DIR to a writable directory")
+
+
 def _validate_calib_cache(path):
     try:
         from edgekit.engine.calib_cache import read_calibration_cache
@@ -151,6 +163,7 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
         calib_cache = None
     shapes = parse_shapes(shapes)
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir or cache.default_cache_dir()))
+    _check_writable(cache_dir)
     trt = trt_api.import_tensorrt()
     cuda = trt_api.import_cuda()
     with _cuda_context(cuda):

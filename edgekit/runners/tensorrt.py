@@ -69,8 +69,27 @@ class TensorRTRunner(Runner):
         from edgekit.engine.build import build_engine
 
         options = dict((k, self.options[k]) for k in BUILD_OPTIONS if self.options.get(k) is not None)
+        options["precision"] = self._precision(path)
         record = build_engine(path, **options)
         return record.path, record
+
+    def _precision(self, path):
+        """The asked precision; else the model's if fp16/int8; else fp16 (said when it differs from the model's)."""
+        from edgekit.meta import read_meta
+        from edgekit.progress import say
+
+        if self.options.get("precision"):
+            return self.options["precision"]
+        try:
+            meta = read_meta(path, required=False)
+        except UserError:
+            meta = None
+        if meta is not None and meta.precision in ("fp16", "int8"):
+            return meta.precision
+        if meta is not None:
+            say("tensorrt: %s is %s; running it as an fp16 engine (pass precision='fp32' to keep fp32)"
+                % (path, meta.precision))
+        return "fp16"
 
     def _load(self):
         trt, cuda = self._trt, self._cuda

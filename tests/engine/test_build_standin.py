@@ -289,3 +289,11 @@ def test_trtexec_command_per_release():
                        "--timingCacheFile=t.cache"]
     new = trtexec_command("m.onnx", "int8", 512, None, "c.cache", series="10")
     assert new[1:] == ["--onnx=m.onnx", "--fp16", "--int8", "--calib=c.cache", "--memPoolSize=workspace:512"]
+
+
+def test_unwritable_cache_dir_is_a_config_error(tmp_path, monkeypatch, model, logs):
+    install(monkeypatch, api="8.2")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot create the engine cache"):
+        build(model, tmp_path, logs, cache_dir=str(blocker / "cache"))

@@ -122,3 +122,13 @@ def test_available_only_with_tensorrt_and_pycuda(monkeypatch):
     assert TensorRTRunner.available() is True
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     assert TensorRTRunner.available() is False
+
+
+def test_fp32_model_runs_as_fp16_and_says_so(tmp_path, monkeypatch, capsys):
+    install(monkeypatch, api="10")
+    model = tiny_classifier(tmp_path / "m.onnx")           # metadata precision fp32
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
+        assert runner.describe()["precision"] == "fp16"
+    assert "running it as an fp16 engine" in capsys.readouterr().err
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), precision="fp32") as runner:
+        assert runner.describe()["precision"] == "fp32"
