@@ -1,0 +1,204 @@
+"""Daemon throughput against the bound its own stages set (MEASURE.md, "The daemon's bound").
+
+For torchvision resnet18 and mobilenet_v2 (random weights, exported to ONNX with edgekit metadata
+here) on a 640x480 MP4 written by OpenCV, in one run, alternating:
+  - each stage alone: decode (cv2.VideoCapture), preprocess, inference (the bare runner),
+    postprocess - wall time and CPU time (process_time) per frame;
+  - the daemon: Pipeline(file source, lossless, looping) for 3 s: frames/s;
+  - the daemon on the same file paced at 30 fps like a camera (newest frame kept): frame age at
+    publication. (A lossless source hands over a frame decoded while the previous one was inferred,
+    so its frames are older by design; a camera's newest frame is what the age goal is about.)
+CPU-only box: bound = min(cores / CPU seconds per frame over the four stages, bare runner rate).
+Claims: daemon fps / bound (goal >= 0.95), frame age p50 / inference p50 (goal <= 1.5x); the bare
+runner rate is printed beside. Medians of the repetitions.
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from _common import claim, median, write  # noqa: E402
+
+MODELS = ("mobilenet_v2", "resnet18")
+REPEATS = 3
+DAEMON_SECONDS = 3.0
+AGE_SECONDS = 2.0
+STAGE_SECONDS = 1.0
+VIDEO_FRAMES = 120
+
+
+def export(name, path):
+    import onnx
+    import torch
+    import torchvision
+
+    from edgekit.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, attach_to_onnx
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    torch.onnx.export(model, torch.zeros(1, 3, 224, 224), path, input_names=["images"], output_names=["logits"],
+                      opset_version=13, dynamo=False)
+    proto = onnx.load(path)
+    meta = ModelMeta(task="classification", labels=["class_%d" % i for i in range(1000)],
+                     input={"name": "images", "shape": [1, 3, 224, 224]},
+                     preprocess={"color": "RGB", "resize": "stretch", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                     decoder={"type": "classification", "top_k": 5})
+    attach_to_onnx(proto, meta)
+    onnx.save(proto, path)
+    return path
+
+
+def make_video(path):
+    import cv2
+
+    from edgekit.sources.synthetic import synthetic_frame
+
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for i in range(VIDEO_FRAMES):
+        writer.write(synthetic_frame(i, 640, 480))
+    writer.release()
+    return path
+
+
+def timed_loop(fn, seconds=STAGE_SECONDS, min_iters=20):
+    """Call fn until both `seconds` and `min_iters` are reached; (wall s/iter, cpu s/iter)."""
+    fn()
+    n, w0, c0 = 0, time.perf_counter(), time.process_time()
+    while n < min_iters or time.perf_counter() - w0 < seconds:
+        fn()
+        n += 1
+    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
+
+
+def measure_decode(video):
+    import cv2
+
+    state = {"cap": cv2.VideoCapture(video)}
+
+    def step():
+        ok, _ = state["cap"].read()
+        if not ok:
+            state["cap"].release()
+            state["cap"] = cv2.VideoCapture(video)
+            state["cap"].read()
+
+    result = timed_loop(step)
+    state["cap"].release()
+    return result
+
+
+def measure_stages(predictor, video):
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    _, frame = cap.read()
+    cap.release()
+    feed, info = predictor.preprocess(frame)
+    outputs = predictor.infer(feed)
+    return {
+        "decode": measure_decode(video),
+        "preprocess": timed_loop(lambda: predictor.preprocess(frame)),
+        "infer": timed_loop(lambda: predictor.infer(feed)),
+        "postprocess": timed_loop(lambda: predictor.postprocess(outputs, info)),
+    }
+
+
+def run_for(pipeline, seconds, min_frames):
+    """Run the pipeline for at least `seconds` and `min_frames`; returns (frames, wall seconds)."""
+    import threading
+
+    stop = threading.Event()
+    start, first = time.perf_counter(), pipeline.frames
+
+    def watch():
+        while not stop.wait(0.05):
+            if time.perf_counter() - start >= seconds and pipeline.frames - first >= min_frames:
+                stop.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    pipeline.run(stop_event=stop)
+    wall = time.perf_counter() - start
+    stop.set()
+    watcher.join()
+    return pipeline.frames - first, wall
+
+
+def measure_daemon(predictor, video):
+    """Throughput: every frame of the video, as fast as the daemon takes them (lossless, looping)."""
+    from edgekit.service.pipeline import Pipeline
+    from edgekit.sources import open_source
+
+    with open_source(video, realtime=False, loop=True) as source:
+        pipeline = Pipeline(source, predictor, overlap="auto")
+        pipeline.run(max_frames=5)                        # warm-up
+        frames, wall = run_for(pipeline, DAEMON_SECONDS, 20)
+    return {"fps": frames / wall, "frames": frames, "overlap": pipeline.overlapping}
+
+
+def measure_age(predictor, video):
+    """Latency: the video paced at its 30 fps like a camera (newest frame kept, the rest dropped)."""
+    from edgekit.service.pipeline import Pipeline
+    from edgekit.sources import open_source
+
+    with open_source(video, realtime=True, loop=True) as source:
+        pipeline = Pipeline(source, predictor, overlap="auto")
+        pipeline.run(max_frames=3)
+        run_for(pipeline, AGE_SECONDS, 20)
+    samples = pipeline.samples
+    return {"frame_age_p50": median(samples["frame_age"][3:]), "infer_p50": median(samples["infer"][3:]),
+            "dropped": pipeline.summary()["dropped"]}
+
+
+def bench_model(name, workdir, video, cores):
+    from edgekit.predictor import Predictor
+
+    path = export(name, os.path.join(workdir, name + ".onnx"))
+    runs = []
+    with Predictor.open(path, backend="onnxruntime") as predictor:
+        for _ in range(REPEATS):
+            stages = measure_stages(predictor, video)
+            daemon = measure_daemon(predictor, video)
+            daemon.update(measure_age(predictor, video))
+            cpu_per_frame = sum(cpu for _, cpu in stages.values())
+            bare_rate = 1.0 / stages["infer"][0]
+            bound = min(cores / cpu_per_frame, bare_rate)
+            runs.append({"stages_ms": dict((k, {"wall": w * 1e3, "cpu": c * 1e3}) for k, (w, c) in stages.items()),
+                         "cpu_per_frame_ms": cpu_per_frame * 1e3, "bare_fps": bare_rate, "bound_fps": bound,
+                         "daemon": daemon, "ratio": daemon["fps"] / bound,
+                         "age_ratio": daemon["frame_age_p50"] / daemon["infer_p50"]})
+    result = {"runs": runs,
+              "ratio": median([r["ratio"] for r in runs]),
+              "age_ratio": median([r["age_ratio"] for r in runs]),
+              "daemon_fps": median([r["daemon"]["fps"] for r in runs]),
+              "bound_fps": median([r["bound_fps"] for r in runs]),
+              "bare_fps": median([r["bare_fps"] for r in runs])}
+    stage_text = ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in runs[-1]["stages_ms"].items())
+    print("%s: stages ms wall/cpu: %s; daemon %.1f fps, bound %.1f fps, bare runner %.1f fps" % (
+        name, stage_text, result["daemon_fps"], result["bound_fps"], result["bare_fps"]), flush=True)
+    result["claims"] = [
+        claim("daemon_%s_fps_vs_bound" % name, result["ratio"], ">= 0.95", ok=result["ratio"] >= 0.95),
+        claim("daemon_%s_frame_age_p50_vs_infer_p50" % name, result["age_ratio"], "<= 1.5x",
+              ok=result["age_ratio"] <= 1.5),
+    ]
+    return result
+
+
+def main():
+    cores = os.cpu_count() or 1
+    out = {"cores": cores, "models": {}}
+    with tempfile.TemporaryDirectory() as workdir:
+        video = make_video(os.path.join(workdir, "clip.mp4"))
+        for name in MODELS:
+            out["models"][name] = bench_model(name, workdir, video, cores)
+    write("daemon", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
