@@ -1,6 +1,7 @@
 """Fixtures for the service tests: a real mosquitto broker, frames and records like the pipeline's."""
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -40,9 +41,13 @@ class Broker(object):
         self.config = os.path.join(self.workdir, "mosquitto.conf")
         self.log = os.path.join(self.workdir, "mosquitto.log")
         with open(self.config, "w") as handle:
-            handle.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            # persistence: subscribers' sessions and queued QoS 1 messages survive a restart.
+            # user: mosquitto started as root drops to "mosquitto", which could not write here
+            handle.write("user %s\n" % pwd.getpwuid(os.getuid()).pw_name)
+            handle.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                         "persistence_location %s/\nautosave_interval 0\n"
                          "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\n"
-                         % (self.port, self.log))
+                         % (self.port, self.workdir, self.log))
         self.proc = None
 
     def start(self):
@@ -98,6 +103,12 @@ def make_record(seq, box=None, device="cam1", task="detection"):
     return {"device": device, "seq": seq, "source": "synthetic://", "model": "tiny.onnx",
             "ts_capture": now - 0.01, "ts_published": now, "result": result,
             "latency_ms": {"preprocess": 0.8, "infer": 3.2, "postprocess": 0.3, "end_to_end": 5.1}}
+
+
+@pytest.fixture
+def record():
+    """record(seq, box=None, device="cam1", task="detection") -> a record like the pipeline's."""
+    return make_record
 
 
 @pytest.fixture
