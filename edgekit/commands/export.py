@@ -63,8 +63,9 @@ def run(args):
 def _print_summary(report):
     from edgekit.table import format_table
 
-    rows = [[name, p["max_abs"], p["max_rel"], p["cosine"]] for name, p in report["parity"].items()]
-    print(format_table(rows, ["output", "max_abs", "max_rel", "cosine"], digits=6,
+    rows = [[name, "%.2e" % p["max_abs"], "%.2e" % p["max_rel"], "%.7f" % p["cosine"]]
+            for name, p in report["parity"].items()]
+    print(format_table(rows, ["output", "max_abs", "max_rel", "cosine"],
                        title="parity vs reference (%d inputs)" % report["parity_inputs"]))
     lint = report["lint"]
     print("%s -> %s: opset %d, %d -> %d nodes, lint %s (%d problem(s)) for %s" % (
