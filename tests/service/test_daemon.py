@@ -133,9 +133,9 @@ def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
     config = tmp_path / "serve.yaml"
     jsonl = str(tmp_path / "r.jsonl")
 
-    def write_config(model_path):
-        config.write_text("model: {path: %s, backend: onnxruntime}\nsource: {uri: 'synthetic://?width=64&height=48"
-                          "&fps=50'}\noutputs: {jsonl: {path: %s}}\n" % (model_path, jsonl))
+    def write_config(model_path, width=64):
+        config.write_text("model: {path: %s, backend: onnxruntime}\nsource: {uri: 'synthetic://?width=%d&height=48"
+                          "&fps=50'}\noutputs: {jsonl: {path: %s}}\n" % (model_path, width, jsonl))
 
     write_config(model)
     proc = start_serve(["--config", str(config)])
@@ -147,7 +147,7 @@ def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
         assert proc.poll() is None                                    # still serving
         n = len(complete_lines(jsonl))
         wait_for_lines(jsonl, n + 3)
-        write_config(good)
+        write_config(good, width=80)                                   # new model and new source
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and complete_lines(jsonl)[-1]["model"] != "second.onnx":
@@ -162,6 +162,8 @@ def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
     assert "reload done" in err
     models = [r["model"] for r in read_jsonl(jsonl)]
     assert models[0] == "tiny.onnx" and models[-1] == "second.onnx" and "corrupt.onnx" not in models
+    sources = [r["source"] for r in read_jsonl(jsonl)]
+    assert "width=64" in sources[0] and "width=80" in sources[-1]
 
 
 def wait_for_lines(path, n, timeout=15):
@@ -283,3 +285,36 @@ def test_serve_under_system_python_with_opencv_runner(model, tmp_path):
     assert json.load(open(summary))["frames"] == 20
     if probe.stdout.strip() == "True":
         assert "backend opencv (auto" in proc.stderr
+
+
+def test_mqtt_is_wired(model, broker):
+    """`edgekit serve --mqtt` against the real mosquitto of the `broker` fixture (tests/service/conftest.py)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    messages, subscribed = [], threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgekit/door-cam/#", qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = lambda c, u, m: messages.append((m.topic, json.loads(m.payload.decode())))
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10)
+        proc = run_serve(["--model", model, "--backend", "onnxruntime", "--source",
+                          "synthetic://?width=64&height=48&fps=0", "--frames", "25", "--device-id", "door-cam",
+                          "--mqtt", "127.0.0.1:%d" % broker.port])
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len([m for m in messages if m[0].endswith("/results")]) < 25:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    results = [m[1] for m in messages if m[0] == "edgekit/door-cam/results"]
+    assert sorted(r["seq"] for r in results) == list(range(1, 26))
+    assert all(r["device"] == "door-cam" and r["model"] == "tiny.onnx" for r in results)
+    states = [m[1]["state"] for m in messages if m[0] == "edgekit/door-cam/status"]
+    assert states[0] == "online" and states[-1] == "offline"
