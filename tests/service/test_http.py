@@ -448,3 +448,16 @@ def test_urllib_client_roundtrip_with_token(server, frames):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(s.url + "v1/latest", timeout=10)
     assert info.value.code == 401
+
+
+def test_page_colours_match_the_drawn_boxes():
+    import re
+
+    from edgekit.service.http import ASSET_DIR
+    from edgekit.vision.draw import PALETTE
+
+    with open(ASSET_DIR + "/app.js") as handle:
+        js = handle.read()
+    block = re.search(r"var PALETTE = \[(.*?)\];", js, re.S).group(1)
+    hexes = re.findall(r'"#([0-9a-f]{6})"', block)
+    assert ["%02x%02x%02x" % (r, g, b) for b, g, r in PALETTE] == hexes

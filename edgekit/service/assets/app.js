@@ -4,6 +4,9 @@
 (function () {
   "use strict";
   var POLL_MS = 500;
+  // the same colours as edgekit.vision.draw.PALETTE (BGR there), by class index
+  var PALETTE = ["#ff3838", "#ff9d97", "#ff701f", "#ffb21d", "#cfd231", "#48f90a", "#92cc17", "#3ddb86", "#1a9334",
+                 "#00d4bb", "#2c99a8", "#00c2ff", "#344593", "#6473ff", "#0018ec", "#8438ff", "#520085", "#cb38ff"];
   var $ = function (id) { return document.getElementById(id); };
 
   if (window.location.search.indexOf("token=") >= 0 && window.history.replaceState) {
@@ -30,12 +33,14 @@
     var div = document.createElement("div");
     div.className = "row";
     var name = document.createElement("span");
-    name.className = "label c" + (index % 8);
+    name.className = "label";
+    name.style.color = PALETTE[(index || 0) % PALETTE.length];
     name.textContent = label;
     var bar = document.createElement("span");
     bar.className = "bar";
     var fill = document.createElement("span");
     fill.style.width = Math.round(100 * Math.max(0, Math.min(1, score))) + "%";
+    fill.style.background = name.style.color;
     bar.appendChild(fill);
     var value = document.createElement("span");
     value.className = "score";
