@@ -256,7 +256,14 @@ def slim_model(model):
 
     with warnings.catch_warnings(), _quiet_stdout():
         warnings.simplefilter("ignore")
-        return onnxslim.slim(model)
+        try:
+            slimmed = onnxslim.slim(model)
+        except Exception as exc:    # a simplifier bug must not look like a model problem
+            raise ExportError("onnxslim failed on this model: %s: %s" % (type(exc).__name__, _first_line(exc)),
+                              hint="retry with --no-simplify")
+    if slimmed is None:
+        raise ExportError("onnxslim returned no model", hint="retry with --no-simplify")
+    return slimmed
 
 
 @contextlib.contextmanager
@@ -447,7 +454,7 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
         "nodes_before": raw_nodes, "nodes_after": count_nodes(model), "simplified": bool(simplify),
         "parity": dict((n, {"max_abs": s["max_abs"], "max_rel": s["max_rel"], "cosine": s["cosine"]})
                        for n, s in stats.items()),
-        "parity_inputs": len(inputs), "tolerance": tol, "lint": lint, "meta": meta.to_dict(),
+        "parity_inputs": len(inputs), "parity_reference": what, "tolerance": tol, "lint": lint, "meta": meta.to_dict(),
         "notes": notes, "sha256": sha256_bytes(data), "bytes": len(data),
         "seconds": round(time.perf_counter() - started, 3),
     }

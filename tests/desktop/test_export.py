@@ -296,3 +296,24 @@ def test_state_dict_given_as_source_says_what_to_do(tmp_path):
     torch.save(em.Tiny().state_dict(), str(tmp_path / "sd.pt"))
     with pytest.raises(ModelError, match="--weights"):
         export_model(str(tmp_path / "sd.pt"), tmp_path / "o.onnx", **QUIET)
+
+
+def test_simplifier_failure_points_to_no_simplify(tmp_path, monkeypatch):
+    import onnxslim
+
+    def broken(model, *args, **kwargs):
+        raise RuntimeError("internal simplifier bug")
+
+    monkeypatch.setattr(onnxslim, "slim", broken)
+    ckpt = em.tiny_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(ExportError, match="--no-simplify"):
+        export_model(ckpt, tmp_path / "o.onnx", **QUIET)
+    assert _leftovers(tmp_path) == []
+    assert export_model(ckpt, tmp_path / "o.onnx", simplify=False, **QUIET)["simplified"] is False
+
+
+def test_cli_prints_the_parity_table_for_people(tmp_path, capsys):
+    ckpt = em.tiny_checkpoint(tmp_path / "best.pt")
+    assert main(["export", ckpt, "--out", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "max_abs" in out and "logits" in out and "lint ok" in out and "opset 13" in out
