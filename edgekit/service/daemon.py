@@ -16,6 +16,8 @@ The pipeline runs on a worker thread; the main thread only waits, handles the fl
 handlers set, and pets the watchdog.
 """
 
+import collections
+import contextlib
 import os
 import signal
 import socket
@@ -44,7 +46,7 @@ class Notifier(object):
         pid = env.get("WATCHDOG_PID")
         if usec and usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
             self.watchdog_interval = int(usec) / 1e6 / 2.0
-        self.sent = []
+        self.sent = collections.deque(maxlen=100)     # the last messages, for tests and debugging
 
     @property
     def enabled(self):
@@ -297,7 +299,8 @@ class Daemon(object):
     def run(self, max_frames=None):
         """Serve until SIGTERM/SIGINT, ``max_frames`` or the end of a finite source. Returns the summary."""
         if self.pipeline is None:
-            self.build()
+            with self._keepalive():
+                self.build()
         max_frames = max_frames or self.cfg["pipeline"]["max_frames"]
         self._install_signals()
         self._thread = threading.Thread(target=self._work, args=(max_frames,), name="pipeline")
@@ -310,7 +313,8 @@ class Daemon(object):
             now = time.monotonic()
             if self._hup.is_set():
                 self._hup.clear()
-                self.reload()
+                with self._keepalive():        # the old model keeps serving while the new one loads
+                    self.reload()
             if self.pipeline.ready and not self._announced_ready:
                 self._announce_ready()
             if self.notifier.watchdog_interval and now >= next_pet:
@@ -321,6 +325,28 @@ class Daemon(object):
                 self.notifier.notify("STATUS=" + self.status_line())
                 next_status = now + 5.0
         return self.shutdown()
+
+    @contextlib.contextmanager
+    def _keepalive(self):
+        """Pet the watchdog from a helper thread while the main thread loads a model."""
+        interval = self.notifier.watchdog_interval
+        if not interval:
+            yield
+            return
+        done = threading.Event()
+
+        def pet():
+            while not done.wait(interval):
+                self.notifier.notify("WATCHDOG=1")
+
+        thread = threading.Thread(target=pet, name="watchdog-keepalive")
+        thread.daemon = True
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(1.0)
 
     def _work(self, max_frames):
         try:
