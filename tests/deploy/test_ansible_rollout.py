@@ -1,21 +1,19 @@
 """The Ansible rollout, run for real against localhost (local connection) on two "boards" (two
 temporary roots): canary first then batches, health checks on /readyz, automatic rollback.
 
-The health endpoint is a small HTTP server in the test that answers /readyz like the daemon does:
-200 when the live release's model loads in ONNX Runtime, 503 otherwise. The daemon restart is
-`true` (no systemd here). Three playbook runs: a good bundle reaches both boards, canary first; a
+Each board runs a real `edgekit serve` (ONNX Runtime, synthetic camera, HTTP /readyz) on
+ROOT/current; the restart command is a small script standing in for `systemctl restart edgekit`
+(no systemd here). A model ONNX Runtime cannot load keeps the daemon from ever getting ready. Three playbook runs: a good bundle reaches both boards, canary first; a
 bundle whose model cannot load fails the canary's health check, is rolled back there, and never
 reaches the second board; rollback.yml takes the whole fleet back one release.
 """
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlparse
+import signal
+import socket
 
 import numpy as np
 import pytest
@@ -55,49 +53,77 @@ def _model(path, broken=False):
     return str(path)
 
 
-class _Ready(BaseHTTPRequestHandler):
-    def do_GET(self):
-        import onnxruntime as ort
+RESTART = """#!/bin/sh
+# restart.sh ROOT: stop this board's `edgekit serve` (pid file), start it again on ROOT/current
+pidfile="$1/serve.pid"
+if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+fi
+setsid %s -m edgekit serve --config "$1/serve.yaml" >> "$1/serve.log" 2>&1 < /dev/null &
+echo $! > "$pidfile"
+"""
 
-        url = urlparse(self.path)
-        root = parse_qs(url.query).get("root", [""])[0]
-        try:
-            ort.InferenceSession(os.path.join(root, "current", "model.onnx"), providers=["CPUExecutionProvider"])
-            code, body = 200, {"ready": True}
-        except Exception as exc:     # the daemon would not get ready on this release
-            code, body = 503, {"ready": False, "last_error": str(exc)[:200]}
-        data = json.dumps(body).encode()
-        self.send_response(code if url.path == "/readyz" else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+SERVE_YAML = """device_id: %s
+model:
+  path: current/model.onnx
+  backend: onnxruntime
+  threads: 1
+source:
+  uri: synthetic://?width=64&height=48&fps=5
+outputs:
+  jsonl:
+    path: null
+  http:
+    listen: 127.0.0.1:%d
+"""
 
-    def log_message(self, *args):
-        pass
+
+def _free_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
 @pytest.fixture
-def health_server():
-    server = HTTPServer(("127.0.0.1", 0), _Ready)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:%d/readyz" % server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+def boards(tmp_path):
+    """Two boards: a root each with a daemon config (real `edgekit serve`, ONNX Runtime, synthetic
+    camera, HTTP on its own port) and a restart script. Daemons are stopped at the end."""
+    script = tmp_path / "restart.sh"
+    script.write_text(RESTART % sys.executable)
+    roots = {}
+    for name in ("board1", "board2"):
+        root = tmp_path / name
+        root.mkdir()
+        port = _free_port()
+        (root / "serve.yaml").write_text(SERVE_YAML % (name, port))
+        roots[name] = {"root": str(root), "url": "http://127.0.0.1:%d/readyz" % port,
+                       "restart": "sh %s %s" % (script, root)}
+    yield roots
+    for board in roots.values():
+        pidfile = os.path.join(board["root"], "serve.pid")
+        if os.path.exists(pidfile):
+            with open(pidfile) as handle:
+                pid = int(handle.read().strip())
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
-def _inventory(tmp_path, url, roots):
+def _inventory(tmp_path, boards):
     edgekit = "%s -m edgekit" % sys.executable
     lines = ["[jetsons]"]
-    for name, root in roots.items():
-        lines.append("%s ansible_connection=local edgekit_root=%s edgekit_health_url=%s?root=%s"
-                     % (name, root, url, root))
+    for name, board in boards.items():
+        lines.append("%s ansible_connection=local edgekit_root=%s edgekit_health_url=%s edgekit_restart_command='%s'"
+                     % (name, board["root"], board["url"], board["restart"]))
     lines += ["", "[jetsons:vars]", "ansible_python_interpreter=%s" % (shutil.which("python3") or sys.executable),
               "edgekit_bin='%s'" % edgekit, "edgekit_target=x86-cpu", "edgekit_keep=3",
-              "edgekit_restart_command=true", "edgekit_health_retries=2", "edgekit_health_delay=1"]
+              "edgekit_health_retries=5", "edgekit_health_delay=1"]
     path = tmp_path / "inventory.ini"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -122,15 +148,15 @@ def _bundle(tmp_path, name, broken=False):
     return out, make_bundle(_model(tmp_path / ("%s.onnx" % name), broken), out, target="x86-cpu")["bundle_id"]
 
 
-def test_rollout_canary_batches_and_rollback(tmp_path, health_server):
-    roots = {"board1": str(tmp_path / "board1"), "board2": str(tmp_path / "board2")}
+def test_rollout_canary_batches_and_rollback(tmp_path, boards):
+    roots = dict((name, board["root"]) for name, board in boards.items())
     first, first_id = _bundle(tmp_path, "first")
     good, good_id = _bundle(tmp_path, "good")
     bad, bad_id = _bundle(tmp_path, "bad", broken=True)
     for root in roots.values():        # the release the boards run before the rollout
         subprocess.check_call([sys.executable, "-m", "edgekit", "bundle", "install", first, "--root", root,
                                "--target", "x86-cpu"], cwd=ROOT, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    inventory = _inventory(tmp_path, health_server, roots)
+    inventory = _inventory(tmp_path, boards)
 
     code, out = _playbook(tmp_path, inventory, good)
     assert code == 0, out
@@ -144,6 +170,9 @@ def test_rollout_canary_batches_and_rollback(tmp_path, health_server):
     assert code != 0
     assert "Roll back (only if %s became current)" % bad_id in out
     assert "bundle %s failed on board1" % bad_id in out and "current release: %s" % good_id in out
+    with open(os.path.join(roots["board1"], "serve.log")) as handle:
+        log = handle.read()
+    assert "Incompatible dimensions" in log                           # the daemon could not load the bad model
     assert _current(roots["board1"]) == good_id                      # canary rolled back, restarted, healthy
     assert sorted(os.listdir(os.path.join(roots["board1"], "releases"))) == sorted([first_id, good_id, bad_id])
     assert _current(roots["board2"]) == good_id                      # the failed canary stopped the rollout
