@@ -253,6 +253,8 @@ def profile_sweep(model, batches=(1,), threads=(None,), zero_copy=(None,), **kwa
     Jetson show which path is faster for a model."""
     runs, warnings = [], []
     base_options = dict(kwargs.pop("runner_options", None) or {})
+    target = kwargs.pop("estimate", None)
+    estimated = estimate_for(model, target, kwargs.get("precision"), kwargs.get("input_shapes")) if target else None
     for b in batches:
         for t in threads:
             for z in zero_copy:
@@ -260,6 +262,8 @@ def profile_sweep(model, batches=(1,), threads=(None,), zero_copy=(None,), **kwa
                 if z is not None:
                     options["zero_copy"] = z
                 run = profile_model(model, batch=b, threads=t, runner_options=options, **kwargs)
+                if estimated:
+                    run["estimate"] = estimated       # the graph's estimate: the same for every row
                 runs.append(run)
                 label = "batch %d, threads %s%s" % (b, t or "default", "" if z is None else ", zero-copy %s" % z)
                 warnings += ["%s: %s" % (label, w) for w in run["warnings"]]
