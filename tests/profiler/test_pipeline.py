@@ -168,3 +168,14 @@ def test_real_pipeline_from_the_cli(tiny_model, tmp_path, capsys):
     assert data["stages"]["frame_age"]["mean"] >= data["stages"]["infer"]["mean"]
     assert (tmp_path / "p.csv").read_text().splitlines()[0].startswith("stage,")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_real_pipeline_on_a_video_file_until_its_end(tiny_model, make_video):
+    """A real MP4 written by OpenCV as the camera stand-in; the run stops at the end of the file."""
+    video = make_video("clip.mp4", frames=25, width=96, height=64)
+    result = ppl.profile_pipeline(tiny_model, video, backend="onnxruntime", duration_s=30.0, min_frames=1000,
+                                  warmup_ms=0, telemetry=False, log=lambda m: None, realtime=False)
+    counted = result["frames"] + ppl.MIN_WARMUP_FRAMES
+    assert result["pipeline"]["frames"] == counted == 25 and result["pipeline"]["dropped"] == 0     # lossless file
+    assert result["stages"]["infer"]["count"] == result["frames"]
+    assert result["source"].endswith("clip.mp4")
