@@ -36,6 +36,11 @@ RELEASE_INFO = "release.json"
 DEFAULT_KEEP = 3
 
 
+def _write_json(path, data):
+    atomic_write_json(path, data)
+    os.chmod(path, 0o644)
+
+
 @contextlib.contextmanager
 def _locked(root):
     import fcntl
@@ -91,7 +96,7 @@ def _switch(root, bundle_id):
 
 def _record_activation(root, bundle_id):
     history = [h for h in _read_state(root) if h != bundle_id] + [bundle_id]
-    atomic_write_json(os.path.join(root, STATE), {"history": history})
+    _write_json(os.path.join(root, STATE), {"history": history})
 
 
 def _prune(root, keep, log):
@@ -106,7 +111,7 @@ def _prune(root, keep, log):
         shutil.rmtree(os.path.join(root, RELEASES, bundle_id))
         log("removed old release %s (keeping %d)" % (bundle_id, keep))
     if doomed:
-        atomic_write_json(os.path.join(root, STATE), {"history": [h for h in history if h not in doomed]})
+        _write_json(os.path.join(root, STATE), {"history": [h for h in history if h not in doomed]})
     return doomed
 
 
@@ -182,6 +187,7 @@ def install(bundle, root, keep=DEFAULT_KEEP, build=True, target=None, builder=No
         _clean_staging(root)
         previous = current_id(root)
         staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.join(root, RELEASES))
+        os.chmod(staging, 0o755)         # the daemon runs as another user than the installer
         try:
             verified = verify_bundle(bundle, target=target, dest=staging)
             manifest = verified.manifest
@@ -196,7 +202,7 @@ def install(bundle, root, keep=DEFAULT_KEEP, build=True, target=None, builder=No
                 shutil.rmtree(staging)
                 log("release %s is already installed" % bundle_id)
             else:
-                atomic_write_json(os.path.join(staging, RELEASE_INFO), {
+                _write_json(os.path.join(staging, RELEASE_INFO), {
                     "bundle_id": bundle_id, "installed_at": _now(), "engine": engine, "engine_status": status})
                 if os.path.exists(final):
                     raise BundleError("a different bundle with id %s is already installed" % bundle_id,
@@ -245,7 +251,7 @@ def rollback(root, if_current=None, log=say):
                               hint="install a bundle, or keep more releases with --keep")
         target = candidates[-1]
         _switch(root, target)
-        atomic_write_json(os.path.join(root, STATE), {"history": candidates})
+        _write_json(os.path.join(root, STATE), {"history": candidates})
         log("rolled back: current -> %s/%s (was %s)" % (RELEASES, target, live))
     return {"changed": True, "current": target, "previous": live}
 

@@ -48,7 +48,9 @@ def _copy_hash(source, dest_path, size):
         parent = os.path.dirname(dest_path)
         if not os.path.isdir(parent):
             os.makedirs(parent)
+            os.chmod(parent, 0o755)
         out = open(dest_path, "xb")
+        os.chmod(dest_path, 0o644)           # readable by the daemon's user, whatever the umask
     try:
         remaining = size
         while remaining > 0:
@@ -78,6 +80,7 @@ def _scan_members(tar, dest):
         if member.isdir():
             if dest is not None and name != ".":
                 os.makedirs(os.path.join(dest, name), exist_ok=True)
+                os.chmod(os.path.join(dest, name), 0o755)
             continue
         if not member.isfile():
             raise BundleError("bundle member %r is a link; edgekit bundles hold only regular files" % name,
@@ -89,6 +92,7 @@ def _scan_members(tar, dest):
             manifest_bytes = source.read()
             if dest is not None:
                 with open(os.path.join(dest, name), "xb") as handle:
+                    os.chmod(handle.name, 0o644)
                     handle.write(manifest_bytes)
             continue
         target = os.path.join(dest, name) if dest is not None else None

@@ -14,6 +14,14 @@ def _current(root):
     return os.readlink(os.path.join(str(root), "current"))
 
 
+@pytest.fixture
+def strict_umask():
+    """A root with umask 077 installs; the daemon (another user) must still read the release."""
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
+
+
 class StandInRecord(object):
     """Stand-in for edgekit.engine.build.EngineRecord (C4): only the attributes install reads."""
 
@@ -21,7 +29,7 @@ class StandInRecord(object):
         self.path, self.key_hash, self.built, self.sidecar, self.key = path, "abc123", built, path + ".json", {}
 
 
-def test_install_switches_current_and_rolls_back(bundle_for, tmp_path):
+def test_install_switches_current_and_rolls_back(bundle_for, tmp_path, strict_umask):
     root = tmp_path / "root"
     first, second = bundle_for(scale=1.0), bundle_for(scale=2.0)
     a = install(first, str(root), log=lambda m: None)
@@ -34,6 +42,8 @@ def test_install_switches_current_and_rolls_back(bundle_for, tmp_path):
     assert manifest["format"] == FORMAT and (release / "model.onnx").is_file()
     info = json.loads((release / "release.json").read_text())
     assert info["bundle_id"] == b["bundle_id"] and info["engine_status"] == "not-needed"
+    for path in (release, release / "model.onnx", release / "release.json", root / "state.json"):
+        assert os.stat(str(path)).st_mode & 0o004, path          # readable by the daemon's user
     back = rollback(str(root), log=lambda m: None)
     assert back == {"changed": True, "current": a["bundle_id"], "previous": b["bundle_id"]}
     assert _current(root) == "releases/" + a["bundle_id"]
