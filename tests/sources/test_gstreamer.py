@@ -74,3 +74,26 @@ def test_broken_pipeline_is_one_clear_error():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("SourceError cannot open gst://nosuchelement ! appsink drop=true")
     assert "gst-launch-1.0" in proc.stdout
+
+
+@needs_gst
+def test_serve_from_a_gstreamer_pipeline_under_system_python(tmp_path):
+    """`edgekit serve` on Debian's python3 reading a GStreamer pipeline: the board's situation."""
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "service"))
+    from daemon_helpers import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    summary = str(tmp_path / "summary.json")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run([SYSTEM_PYTHON, "-m", "edgekit", "serve", "--model", model, "--source",
+                           "gst://videotestsrc is-live=true num-buffers=200 ! video/x-raw,width=320,height=240 ! videoconvert ! "
+                           "video/x-raw,format=BGR ! appsink", "--frames", "10", "--summary", summary],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                          env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    data = json.load(open(summary))
+    assert data["frames"] == 10 and data["source"].endswith("appsink drop=true max-buffers=1 sync=false")
+    assert "frames 320x240 are resized (stretch) to 32x32" in proc.stderr
