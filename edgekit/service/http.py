@@ -215,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
     def app(self):
         return self.server.app
 
+    def version_string(self):
+        return self.server_version
+
     def handle_one_request(self):
         budget = _Budget(self.rfile, self.app.max_request_bytes)
         raw_rfile, self.rfile = self.rfile, budget
@@ -295,7 +298,7 @@ class HttpServer(Sink):
         token = (token or "").strip() or None
         if not is_loopback(host) and token is None:
             raise ConfigError("HTTP on %s (not loopback) needs a token" % host,
-                              hint="give --token-file FILE (or http.token_file in the config), "
+                              hint="give --token-file FILE (outputs.http.token_file), "
                               "or bind to 127.0.0.1")
         for key, value, low in (("port", port, 0), ("max_streams", max_streams, 0),
                                 ("max_request_bytes", max_request_bytes, 256), ("max_connections", max_connections, 1),
@@ -494,7 +497,8 @@ class HttpServer(Sink):
             status = {"ready": age is not None and age <= self.stale_after, "frames": self.latest.version}
         status["http"] = {"streams": self.streams, "max_streams": self.max_streams,
                           "connections": self.connections, "submitted": self.submitted}
-        status.setdefault("labels", self.labels)
+        if self.labels:
+            status.setdefault("labels", self.labels)
         return status
 
     def _route_readyz(self):
