@@ -25,6 +25,7 @@ from edgekit.targets import get_target
 TABLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trt_ops")
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 STANDARD_DOMAINS = ("", "ai.onnx")
+PASS_THROUGH_CONSTANT = ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity")
 
 # Specific advice for ops people hit on Jetson; the generic fix covers the rest.
 OP_FIXES = {
@@ -86,7 +87,18 @@ class _Graph(object):
                 if name:
                     self.consumers.setdefault(name, []).append((node, index))
         self.graph_outputs = set(o.name for o in graph.output)
+        self.producers = dict((out, node) for node in self.nodes for out in node.output if out)
         self.shapes = _shapes(model)
+
+    def is_constant(self, name, depth=0):
+        """An initializer or Constant output, or one passed through Quantize/DequantizeLinear, Cast, Identity
+        (explicit quantization puts a DequantizeLinear on constant weights; TensorRT takes that)."""
+        if name in self.constants:
+            return True
+        node = self.producers.get(name)
+        if node is None or depth > 4 or node.op_type not in PASS_THROUGH_CONSTANT:
+            return False
+        return all(self.is_constant(i, depth + 1) for i in node.input if i)
 
     def schema(self, node):
         try:
@@ -187,7 +199,7 @@ def _shapes(model):
 # -- restriction checks (kinds used in the tables' "checks") ------------------------------------------
 def _check_constant_input(g, node, check):
     index = g.input_index(node, check["input"])
-    if index is None or index >= len(node.input) or not node.input[index] or node.input[index] in g.constants:
+    if index is None or index >= len(node.input) or not node.input[index] or g.is_constant(node.input[index]):
         return None
     return ("input %r (%s) is computed at run time; TensorRT needs it as an initializer"
             % (check["input"], node.input[index]),

@@ -127,3 +127,17 @@ def test_subgraph_nodes_are_checked():
     m = _model([helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other, name="if")],
                [_x(), cond], [_y("y", TensorProto.INT64)])
     assert ("inner_nz", "NonZero", "error") in _ops(lint_model(m, "jetson-nano"))
+
+
+def test_quantized_weights_through_qdq_count_as_constant():
+    w = helper.make_tensor("w", F, [4, 3, 3, 3], [0.1] * 108)
+    scale = helper.make_tensor("s", F, [], [0.01])
+    zero = helper.make_tensor("z", TensorProto.INT8, [], [0])
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], name="q"),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wdq"], name="dq"),
+             helper.make_node("Conv", ["x", "wdq"], ["y"], name="conv")]
+    m = _model(nodes, [_x()], [_y()], [w, scale, zero])
+    assert lint_model(m, "jetson-nano")["problems"] == []
+    nonzero = helper.make_tensor("z", TensorProto.INT8, [], [3])
+    bad = _model(nodes, [_x()], [_y()], [w, scale, nonzero])
+    assert [p["node"] for p in lint_model(bad, "jetson-nano")["problems"]] == ["q", "dq"]
