@@ -53,7 +53,7 @@ SCHEMA = {
         "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning"),
     },
     "source": {
-        "uri": Key(OPT_STR, None, required=True, doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),
+        "uri": Key(OPT_STR, None, required=True, path="uri", doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),
         "loop": Key(bool, False, doc="finite sources start again at their end"),
         "realtime": Key(OPT_BOOL, None, doc="video files: pace at the file's frame rate (default true)"),
         "fps": Key(OPT_NUM, None, check=at_least(0), doc="video files / image folders: pace at this rate"),
@@ -148,9 +148,16 @@ def _merge(schema, data, base_dir, prefix, out):
             problem = spec.check(value)
             if problem:
                 raise ConfigError("config key %s %s, got %r" % (key, problem, value), hint="fix the value")
-        if spec.path and isinstance(value, str) and base_dir is not None:
+        if spec.path and isinstance(value, str) and base_dir is not None and _is_path(value, spec.path):
             value = os.path.join(base_dir, os.path.expanduser(value))
         out[name] = value
+
+
+def _is_path(value, kind):
+    """Plain paths are resolved; a source URI (scheme://...) or a camera index is not."""
+    if kind == "uri":
+        return "://" not in value and not value.isdigit()
+    return True
 
 
 def _check_required(schema, cfg, prefix=""):

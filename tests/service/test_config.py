@@ -29,7 +29,11 @@ def test_defaults_and_overrides(tmp_path):
     assert cfg["outputs"]["jsonl"]["path"] == str(tmp_path / "out" / "r.jsonl")
     assert cfg["model"]["backend"] == "opencv"                               # the flag wins
     assert cfg["outputs"]["jsonl"]["backups"] == 2                           # a flag not given changes nothing
-    assert cfg["source"]["loop"] is True
+    assert cfg["source"]["loop"] is True and cfg["source"]["uri"] == "0"                # a camera index stays
+    path = write(tmp_path, "model: {path: a.onnx}\nsource: {uri: clips/cam.mp4}\n", name="b.yaml")
+    assert cfgmod.load_config(path)["source"]["uri"] == str(tmp_path / "clips" / "cam.mp4")
+    path = write(tmp_path, "model: {path: a.onnx}\nsource: {uri: 'synthetic://?fps=5'}\n", name="c.yaml")
+    assert cfgmod.load_config(path)["source"]["uri"] == "synthetic://?fps=5"
 
 
 @pytest.mark.parametrize("text, message", [
