@@ -375,6 +375,10 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
     opset = int(opset or target.max_opset)
     if opset < 7:
         raise ConfigError("opset %d is too old" % opset, hint="use 11 or newer")
+    if target.max_opset and opset > target.max_opset:
+        raise ConfigError("--opset %d is above what %s parses (at most %d%s)" % (
+            opset, target.name, target.max_opset, ", TensorRT %s" % target.tensorrt if target.tensorrt else ""),
+            hint="leave --opset out (the target's maximum is used) or choose another --target")
     hw = parse_input_size(input_size)
     batch = parse_batch(batch)
     labels = read_labels(labels)

@@ -287,6 +287,13 @@ def test_argument_parsing():
         parse_batch("0")
 
 
+def test_opset_above_the_target_is_refused_and_lower_is_honoured(tmp_path):
+    ckpt = em.tiny_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(ConfigError, match="--opset 17 is above what jetson-nano parses"):
+        export_model(ckpt, tmp_path / "o.onnx", opset=17, **QUIET)
+    assert export_model(ckpt, tmp_path / "o.onnx", opset=11, **QUIET)["opset"] == 11 == _opset(tmp_path / "o.onnx")
+
+
 def test_unknown_torchvision_name_suggests(tmp_path):
     with pytest.raises(ModelError, match="resnet18"):
         export_model("torchvision:resnet19", tmp_path / "o.onnx", **QUIET)
