@@ -12,7 +12,7 @@ import os
 import time
 
 from edgekit import fsutil
-from edgekit.engine import cache, memory, trt_api
+from edgekit.engine import cache, cuda_api, memory, trt_api
 from edgekit.errors import ConfigError, ModelError, PrecisionError, UserError
 from edgekit.progress import say
 
@@ -165,63 +165,53 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir or cache.default_cache_dir()))
     _check_writable(cache_dir)
     trt = trt_api.import_tensorrt()
-    cuda = trt_api.import_cuda()
-    with _cuda_context(cuda):
-        device = trt_api.device_info(cuda)
-        calib_sha = fsutil.sha256_file(calib_cache) if calib_cache else None
-        key = cache.make_key(fsutil.sha256_file(onnx_path), trt.__version__, device["cuda"], device["gpu"],
-                             device["compute_capability"], precision, shapes, calib_sha)
-        stem = cache.model_stem(onnx_path)
-        engine_path, sidecar_path = cache.entry_paths(cache_dir, stem, key)
-        if _usable(trt, engine_path, sidecar_path, key, log):
-            log("engine from cache: %s" % engine_path)
-            return EngineRecord(engine_path, sidecar_path, key, cache.key_hash(key), False,
-                                meta=cache.read_sidecar(sidecar_path).get("meta"))
-        stale = cache.stale_entries(cache_dir, stem, key)
-        for entry in stale:
-            log("cached engine %s no longer matches (%s): rebuilding" % (
-                os.path.basename(entry.engine), cache.describe_differences(cache.key_differences(entry.key, key))))
-        if timing_cache is None:
-            timing_cache = os.path.join(cache_dir, "timing-%s-sm%s.cache" % (
-                trt.__version__, device["compute_capability"].replace(".", "")))
-        started = time.time()
-        engine_bytes, details = _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes,
-                                       timing_cache, force, log)
-        seconds = time.time() - started
-        _check_deserializes(trt, engine_bytes)
-        meta = _meta_of(onnx_path)
-        sidecar = {
-            "format": cache.FORMAT, "model": stem, "onnx": onnx_path, "key": key, "key_hash": cache.key_hash(key),
-            "meta": meta.replace(precision=precision).to_dict() if meta is not None else None,
-            "device": device, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_seconds": round(seconds, 3), "engine_sha256": fsutil.sha256_bytes(engine_bytes),
-            "engine_bytes": len(engine_bytes),
-        }
-        sidecar.update(details)
-        cache.write_entry(engine_path, sidecar_path, engine_bytes, sidecar)
-        for entry in stale:
-            cache.remove(entry.engine, entry.sidecar)
-        log("built %s engine in %.1f s: %s" % (precision, seconds, engine_path))
-        return EngineRecord(engine_path, sidecar_path, key, cache.key_hash(key), True, meta=sidecar["meta"],
-                            build_seconds=seconds, warnings=details["warnings"])
+    gpu = cuda_api.open_gpu().open_or_share(0)
+    try:
+        with gpu.current():
+            return _cached_or_built(trt, gpu.info(), onnx_path, precision, cache_dir, workspace_mib, calib_cache,
+                                    shapes, timing_cache, force, log)
+    finally:
+        gpu.close()
 
 
-class _cuda_context(object):
-    """Use the thread's current CUDA context, or make one on device 0 for the duration."""
-
-    def __init__(self, cuda):
-        self.cuda, self.made = cuda, None
-
-    def __enter__(self):
-        if self.cuda.Context.get_current() is None:
-            self.made = self.cuda.Device(0).make_context()
-        return self
-
-    def __exit__(self, *exc):
-        if self.made is not None:
-            self.made.pop()
-            self.made.detach()
-        return False
+def _cached_or_built(trt, device, onnx_path, precision, cache_dir, workspace_mib, calib_cache, shapes,
+                     timing_cache, force, log):
+    calib_sha = fsutil.sha256_file(calib_cache) if calib_cache else None
+    key = cache.make_key(fsutil.sha256_file(onnx_path), trt.__version__, device["cuda"], device["gpu"],
+                         device["compute_capability"], precision, shapes, calib_sha)
+    stem = cache.model_stem(onnx_path)
+    engine_path, sidecar_path = cache.entry_paths(cache_dir, stem, key)
+    if _usable(trt, engine_path, sidecar_path, key, log):
+        log("engine from cache: %s" % engine_path)
+        return EngineRecord(engine_path, sidecar_path, key, cache.key_hash(key), False,
+                            meta=cache.read_sidecar(sidecar_path).get("meta"))
+    stale = cache.stale_entries(cache_dir, stem, key)
+    for entry in stale:
+        log("cached engine %s no longer matches (%s): rebuilding" % (
+            os.path.basename(entry.engine), cache.describe_differences(cache.key_differences(entry.key, key))))
+    if timing_cache is None:
+        timing_cache = os.path.join(cache_dir, "timing-%s-sm%s.cache" % (
+            trt.__version__, device["compute_capability"].replace(".", "")))
+    started = time.time()
+    engine_bytes, details = _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes,
+                                   timing_cache, force, log)
+    seconds = time.time() - started
+    _check_deserializes(trt, engine_bytes)
+    meta = _meta_of(onnx_path)
+    sidecar = {
+        "format": cache.FORMAT, "model": stem, "onnx": onnx_path, "key": key, "key_hash": cache.key_hash(key),
+        "meta": meta.replace(precision=precision).to_dict() if meta is not None else None,
+        "device": device, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(seconds, 3), "engine_sha256": fsutil.sha256_bytes(engine_bytes),
+        "engine_bytes": len(engine_bytes),
+    }
+    sidecar.update(details)
+    cache.write_entry(engine_path, sidecar_path, engine_bytes, sidecar)
+    for entry in stale:
+        cache.remove(entry.engine, entry.sidecar)
+    log("built %s engine in %.1f s: %s" % (precision, seconds, engine_path))
+    return EngineRecord(engine_path, sidecar_path, key, cache.key_hash(key), True, meta=sidecar["meta"],
+                        build_seconds=seconds, warnings=details["warnings"])
 
 
 def _usable(trt, engine_path, sidecar_path, key, log):

@@ -1,11 +1,11 @@
-"""A thin layer over the two shapes of TensorRT's Python API, and over pycuda.
+"""A thin layer over the two shapes of TensorRT's Python API (CUDA itself: ``cuda_api``).
 
 TensorRT 8.2 (Jetson Nano, JetPack 4.6) addresses engine inputs and outputs by *binding index*
 (``num_bindings``, ``get_binding_shape``, ``set_binding_shape``, ``execute_async_v2``) and sets the
 workspace with ``config.max_workspace_size``. TensorRT 8.5+ adds, and 10 keeps only, the
 *tensor-name* API (``num_io_tensors``, ``get_tensor_mode``, ``set_input_shape``,
 ``set_tensor_address``, ``execute_async_v3``) and ``config.set_memory_pool_limit``. Every call the
-rest of edgekit makes into TensorRT or pycuda goes through the functions here, chosen by feature
+rest of edgekit makes into TensorRT goes through the functions here, chosen by feature
 detection on the objects themselves (never by parsing version strings), so one code path serves
 both. ``tests/standins/`` holds a stand-in of exactly these calls in both shapes.
 """
@@ -27,18 +27,6 @@ def import_tensorrt():
         raise BackendUnavailable("TensorRT's Python bindings (tensorrt) are not installed here",
                                  hint=INSTALL_HINTS["tensorrt"])
     return trt
-
-
-def import_cuda():
-    """pycuda.driver, initialised. (No pycuda.autoinit: contexts are made and popped explicitly.)"""
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        raise BackendUnavailable("pycuda is not installed here",
-                                 hint="on a Jetson run jetson/setup.sh (it builds pycuda against CUDA 10.2 "
-                                 "with /usr/local/cuda/bin on PATH); elsewhere: pip install pycuda")
-    cuda.init()
-    return cuda
 
 
 def trt_major(trt):
@@ -158,19 +146,3 @@ def execute(context, io, pointers, stream_handle):
         ok = context.execute_async_v2(bindings=[int(p) for p in pointers], stream_handle=stream_handle)
     if not ok:
         raise RuntimeError("TensorRT failed to enqueue the inference (see its log above)")
-
-
-# -- device facts ------------------------------------------------------------------------------
-def device_info(cuda, index=0):
-    """GPU name, compute capability and CUDA version through pycuda."""
-    device = cuda.Device(index)
-    major, minor = device.compute_capability()
-    version = cuda.get_version()            # the CUDA toolkit pycuda was built against, e.g. (10, 2, 0)
-    driver = cuda.get_driver_version()      # e.g. 10020
-    return {
-        "gpu": str(device.name()),
-        "compute_capability": "%d.%d" % (major, minor),
-        "cuda": "%d.%d" % (version[0], version[1]),
-        "driver": "%d.%d" % (driver // 1000, (driver % 1000) // 10),
-        "total_memory": int(device.total_memory()),
-    }

@@ -4,20 +4,21 @@
         outputs = runner.infer({"images": tensor})
         runner.last_timing      # {"h2d": ms, "compute": ms, "d2h": ms} from CUDA events
 
-One explicit CUDA context (pushed around every call, so the daemon may call from any thread), one
+One CUDA context made current around every call (so the daemon may call from any thread), one
 stream, page-locked host buffers and device buffers allocated once at the largest profile shape,
 async copies. TensorRT 8.2's binding API and 8.5+/10's tensor-name API both go through
-``edgekit.engine.trt_api``. Options:
+``edgekit.engine.trt_api``; CUDA through ``edgekit.engine.cuda_api`` (pycuda, or cuda-python). Options:
   zero_copy (bool)       mapped page-locked memory (``host_alloc_flags.DEVICEMAP`` +
                          ``get_device_pointer``) that the GPU reads in place: no h2d/d2h copies. On a
                          Jetson CPU and GPU share DRAM, so this can win; the profiler compares both.
   precision, cache_dir, workspace_mib, calib_cache, shapes, force   passed to build_engine for ONNX input
   device (int)           CUDA device index (default 0)
+  cuda                   "pycuda" | "cuda-python" (default: the first importable, in that order)
 """
 
 import numpy as np
 
-from edgekit.engine import trt_api
+from edgekit.engine import cuda_api, trt_api
 from edgekit.errors import BackendUnavailable, ModelError, UserError
 from edgekit.runners.base import Runner, TensorSpec
 
@@ -25,7 +26,8 @@ BUILD_OPTIONS = ("precision", "cache_dir", "workspace_mib", "calib_cache", "shap
 
 
 class _Buffer(object):
-    """Host array + device address for one IO tensor, sized for its largest shape."""
+    """Host array + device address for one IO tensor, sized for its largest shape. ``device`` is the
+    owned device allocation (None for zero-copy, where ``address`` maps the host array)."""
 
     __slots__ = ("tensor", "host", "device", "address", "shape")
 
@@ -41,26 +43,23 @@ class TensorRTRunner(Runner):
     def available():
         try:
             trt_api.import_tensorrt()
-            import pycuda.driver  # noqa: F401
-        except (BackendUnavailable, ImportError):
+        except BackendUnavailable:
             return False
-        return True
+        return bool(cuda_api.available())
 
     # -- lifecycle ----------------------------------------------------------------------------
     def activate(self):
         self._trt = trt_api.import_tensorrt()
-        self._cuda = cuda = trt_api.import_cuda()
         self.zero_copy = bool(self.options.get("zero_copy", False))
-        flags = cuda.ctx_flags.MAP_HOST if self.zero_copy else 0
-        self._ctx = cuda.Device(int(self.options.get("device", 0))).make_context(flags=flags)
+        self.gpu = cuda_api.open_gpu(self.options.get("cuda"))
+        self.gpu.open(int(self.options.get("device", 0)), map_host=self.zero_copy)
         try:
-            self.engine_path, self.record = self._engine_file()
-            self._load()
+            with self.gpu.current():
+                self.engine_path, self.record = self._engine_file()
+                self._load()
         except BaseException:
-            self._ctx.pop()
-            self._ctx.detach()
+            self.gpu.close()
             raise
-        self._ctx.pop()
 
     def _engine_file(self):
         path = str(self.model_path)
@@ -92,7 +91,7 @@ class TensorRTRunner(Runner):
         return "fp16"
 
     def _load(self):
-        trt, cuda = self._trt, self._cuda
+        trt, gpu = self._trt, self.gpu
         with open(self.engine_path, "rb") as handle:
             data = handle.read()
         self._runtime = trt.Runtime(trt_api.make_logger(trt))
@@ -104,12 +103,12 @@ class TensorRTRunner(Runner):
         self.context = self.engine.create_execution_context()
         self.api = trt_api.api_of(self.engine)
         self.io = trt_api.engine_io(trt, self.engine)
-        self.stream = cuda.Stream()
-        self.events = [cuda.Event() for _ in range(4)]
+        self.stream = gpu.stream()
+        self.events = [gpu.event() for _ in range(4)]
         self.buffers = [self._allocate(t) for t in self.io]
-        self._fixed = [t for t in self.io if t.is_input and not t.is_dynamic]
-        for tensor in self._fixed:
-            self.buffers[tensor.index].shape = tensor.shape
+        for tensor in self.io:
+            if tensor.is_input and not tensor.is_dynamic:
+                self.buffers[tensor.index].shape = tensor.shape
 
     def _max_shape(self, tensor):
         if not tensor.is_dynamic:
@@ -123,32 +122,27 @@ class TensorRTRunner(Runner):
         return trt_api.context_shape(self.context, tensor)
 
     def _allocate(self, tensor):
-        cuda = self._cuda
-        shape = self._max_shape(tensor)
-        count = int(np.prod(shape))
+        count = int(np.prod(self._max_shape(tensor)))
+        host, mapped = self.gpu.host_buffer(count, tensor.dtype, mapped=self.zero_copy)
         if self.zero_copy:
-            host = cuda.pagelocked_empty(count, tensor.dtype, mem_flags=cuda.host_alloc_flags.DEVICEMAP)
-            address = host.base.get_device_pointer()
-            return _Buffer(tensor, host, None, address)
-        host = cuda.pagelocked_empty(count, tensor.dtype)
-        device = cuda.mem_alloc(max(host.nbytes, 1))
-        return _Buffer(tensor, host, device, int(device))
+            return _Buffer(tensor, host, None, mapped)
+        device = self.gpu.device_buffer(host.nbytes)
+        return _Buffer(tensor, host, device, device)
 
     def deactivate(self):
-        ctx = getattr(self, "_ctx", None)
-        if ctx is None:
+        gpu = getattr(self, "gpu", None)
+        if gpu is None:
             return
-        ctx.push()
         try:
-            for buf in getattr(self, "buffers", []):
-                if buf.device is not None:
-                    buf.device.free()
-                buf.host.base.free()         # page-locked (and mapped) host memory, now, not at GC
-            self.buffers, self.context, self.engine, self.stream = [], None, None, None
+            with gpu.current():
+                for buf in getattr(self, "buffers", []):
+                    if buf.device is not None:
+                        gpu.free_device(buf.device)
+                    gpu.free_host(buf.host)      # page-locked (and mapped) host memory, now, not at GC
+                self.buffers, self.context, self.engine, self.stream = [], None, None, None
         finally:
-            ctx.pop()
-            ctx.detach()
-            self._ctx = None
+            gpu.close()
+            self.gpu = None
 
     # -- description --------------------------------------------------------------------------
     def input_specs(self):
@@ -161,7 +155,8 @@ class TensorRTRunner(Runner):
     def describe(self):
         info = {"backend": self.name, "version": getattr(self._trt, "__version__", None) if hasattr(self, "_trt")
                 else None, "api": getattr(self, "api", None), "zero_copy": getattr(self, "zero_copy", None),
-                "engine": getattr(self, "engine_path", None)}
+                "engine": getattr(self, "engine_path", None),
+                "cuda_binding": getattr(getattr(self, "gpu", None), "name", None)}
         sidecar = None
         if getattr(self, "engine_path", None):
             from edgekit.engine.cache import read_sidecar
@@ -177,11 +172,8 @@ class TensorRTRunner(Runner):
 
     # -- inference ----------------------------------------------------------------------------
     def infer_impl(self, feed):
-        self._ctx.push()
-        try:
+        with self.gpu.current():
             return self._infer(feed)
-        finally:
-            self._ctx.pop()
 
     def _set_shapes(self, feed):
         for tensor in self.io:
@@ -201,7 +193,7 @@ class TensorRTRunner(Runner):
                 self.buffers[tensor.index].shape = trt_api.context_shape(self.context, tensor)
 
     def _infer(self, feed):
-        cuda, stream = self._cuda, self.stream
+        gpu, stream = self.gpu, self.stream
         self._set_shapes(feed)
         inputs = [b for b in self.buffers if b.tensor.is_input]
         outputs = [b for b in self.buffers if not b.tensor.is_input]
@@ -209,19 +201,18 @@ class TensorRTRunner(Runner):
             array = feed[buf.tensor.name]
             np.copyto(buf.host[:array.size].reshape(array.shape), array, casting="same_kind")
         start, after_h2d, after_compute, end = self.events
-        start.record(stream)
+        gpu.record(start, stream)
         if not self.zero_copy:
             for buf in inputs:
-                cuda.memcpy_htod_async(buf.device, buf.host[:int(np.prod(buf.shape))], stream)
-        after_h2d.record(stream)
-        trt_api.execute(self.context, self.io, [b.address for b in self.buffers], stream.handle)
-        after_compute.record(stream)
+                gpu.htod(buf.address, buf.host[:int(np.prod(buf.shape))], stream)
+        gpu.record(after_h2d, stream)
+        trt_api.execute(self.context, self.io, [b.address for b in self.buffers], gpu.stream_handle(stream))
+        gpu.record(after_compute, stream)
         if not self.zero_copy:
             for buf in outputs:
-                cuda.memcpy_dtoh_async(buf.host[:int(np.prod(buf.shape))], buf.device, stream)
-        end.record(stream)
-        stream.synchronize()
-        self.last_timing = {"h2d": after_h2d.time_since(start), "compute": after_compute.time_since(after_h2d),
-                            "d2h": end.time_since(after_compute)}
+                gpu.dtoh(buf.host[:int(np.prod(buf.shape))], buf.address, stream)
+        gpu.record(end, stream)
+        gpu.synchronize(stream)
+        self.last_timing = {"h2d": gpu.elapsed_ms(start, after_h2d), "compute": gpu.elapsed_ms(after_h2d, after_compute),
+                            "d2h": gpu.elapsed_ms(after_compute, end)}
         return dict((b.tensor.name, b.host[:int(np.prod(b.shape))].reshape(b.shape).copy()) for b in outputs)
-

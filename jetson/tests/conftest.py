@@ -25,9 +25,9 @@ def missing_backend():
         import tensorrt  # noqa: F401
     except ImportError:
         return "no TensorRT Python bindings here (python3-libnvinfer)"
-    try:
-        import pycuda.driver  # noqa: F401
-    except ImportError:
+    from edgekit.engine import cuda_api
+
+    if not cuda_api.available():
         return "no pycuda here (jetson/setup.sh builds it)"
     return None
 

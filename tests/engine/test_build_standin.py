@@ -46,9 +46,9 @@ def build(path, tmp_path, logs, **kw):
     return build_engine(path, log=logs.append, **kw)
 
 
-@pytest.mark.parametrize("api", ["8.2", "10"])
-def test_build_then_cache_hit(tmp_path, monkeypatch, model, logs, api):
-    standin = install(monkeypatch, api=api)
+@pytest.mark.parametrize("api,cuda", [("8.2", "pycuda"), ("10", "pycuda"), ("10", "cuda-python")])
+def test_build_then_cache_hit(tmp_path, monkeypatch, model, logs, api, cuda):
+    standin = install(monkeypatch, api=api, cuda=cuda)
     first = build(model, tmp_path, logs)
     assert first.built and os.path.exists(first.path) and os.path.exists(first.sidecar)
     assert first.key["tensorrt"] == standin.trt.__version__ and first.key["gpu"] == "NVIDIA Tegra X1"

@@ -28,10 +28,11 @@ def reference(model, x):
     return ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
 
 
+@pytest.mark.parametrize("cuda", ["pycuda", "cuda-python"])
 @pytest.mark.parametrize("api", ["8.2", "10"])
 @pytest.mark.parametrize("zero_copy", [False, True])
-def test_matches_onnxruntime_within_fp16_tolerance(tmp_path, monkeypatch, api, zero_copy):
-    standin = install(monkeypatch, api=api)
+def test_matches_onnxruntime_within_fp16_tolerance(tmp_path, monkeypatch, api, zero_copy, cuda):
+    standin = install(monkeypatch, api=api, cuda=cuda)
     model = tiny_classifier(tmp_path / "m.onnx")
     x = np.random.RandomState(1).rand(1, 3, 8, 8).astype(np.float32)
     with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), zero_copy=zero_copy) as runner:
@@ -42,14 +43,19 @@ def test_matches_onnxruntime_within_fp16_tolerance(tmp_path, monkeypatch, api, z
     np.testing.assert_allclose(out["logits"], reference(model, x), rtol=1e-2, atol=1e-2)
     assert info["api"] == ("bindings" if api == "8.2" else "tensor-names")
     assert info["precision"] == "fp16" and info["zero_copy"] is zero_copy and info["from_cache"] is False
+    assert info["cuda_binding"] == cuda
     names = [n for n, _ in standin.calls]
     assert ("execute_async_v2" if api == "8.2" else "execute_async_v3") in names
-    assert ("memcpy_htod_async" in names) is (not zero_copy)
+    copy_call = "memcpy_htod_async" if cuda == "pycuda" else "cudaMemcpyAsync"
+    assert (copy_call in names) is (not zero_copy)
     assert not standin.gpu.context_stack and not standin.gpu.memory
+    if cuda == "cuda-python":
+        assert not standin.cuda.host_allocations   # every cudaHostAlloc freed
 
 
-def test_timing_split_from_cuda_events(tmp_path, monkeypatch):
-    standin = install(monkeypatch, api="8.2", copy_ms_per_mb=1000.0, compute_ms=3.0)
+@pytest.mark.parametrize("cuda", ["pycuda", "cuda-python"])
+def test_timing_split_from_cuda_events(tmp_path, monkeypatch, cuda):
+    standin = install(monkeypatch, api="8.2", cuda=cuda, copy_ms_per_mb=1000.0, compute_ms=3.0)
     model = tiny_classifier(tmp_path / "m.onnx", size=32)
     feed = {"images": np.ones((1, 3, 32, 32), np.float32)}
     with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
@@ -61,7 +67,7 @@ def test_timing_split_from_cuda_events(tmp_path, monkeypatch):
     with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), zero_copy=True) as runner:
         runner.infer(feed)
         assert runner.last_timing == {"h2d": 0.0, "compute": pytest.approx(3.0), "d2h": 0.0}
-    assert standin.gpu.contexts_made >= 2
+    assert standin.gpu.contexts_made >= (2 if cuda == "pycuda" else 0)
 
 
 @pytest.mark.parametrize("api", ["8.2", "10"])
@@ -115,13 +121,49 @@ def test_wrong_feed_is_a_user_error(tmp_path, monkeypatch):
             runner.infer({"images": np.zeros((1, 3, 9, 8), np.float32)})
 
 
-def test_available_only_with_tensorrt_and_pycuda(monkeypatch):
+def test_available_only_with_tensorrt_and_a_cuda_binding(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     assert TensorRTRunner.available() is False and backend_available("tensorrt") is False
     install(monkeypatch, api="10")
     assert TensorRTRunner.available() is True
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     assert TensorRTRunner.available() is False
+    install(monkeypatch, api="10", cuda="cuda-python")
+    assert TensorRTRunner.available() is True
+
+
+def test_asking_for_a_missing_cuda_binding_is_a_clear_error(tmp_path, monkeypatch):
+    from edgekit.errors import BackendUnavailable, ConfigError
+
+    install(monkeypatch, api="10", cuda="cuda-python")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    with pytest.raises(BackendUnavailable, match="pycuda is not installed"):
+        with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="pycuda"):
+            pass
+    with pytest.raises(ConfigError, match="unknown CUDA binding"):
+        with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="opencl"):
+            pass
+
+
+def _real_cudart_without_gpu():
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        return False
+    return runtime.cudaSetDevice(0)[0] != runtime.cudaError_t.cudaSuccess
+
+
+@pytest.mark.skipif(not _real_cudart_without_gpu(), reason="needs the real cuda-python bindings and no usable GPU")
+def test_real_cuda_python_without_a_driver_is_backend_unavailable():
+    """Against the REAL cuda-python (installed here as a torch dependency), on a machine without a GPU."""
+    from edgekit.engine import cuda_api
+    from edgekit.errors import BackendUnavailable
+
+    gpu = cuda_api.open_gpu("cuda-python")
+    assert isinstance(gpu, cuda_api.CudaPythonGpu)
+    with pytest.raises(BackendUnavailable, match="CUDA does not start here") as exc:
+        gpu.open(0)
+    assert "driver" in str(exc.value)
 
 
 def test_fp32_model_runs_as_fp16_and_says_so(tmp_path, monkeypatch, capsys):

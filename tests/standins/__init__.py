@@ -7,25 +7,34 @@ keys, invalidation, errors, copies and timing splits -- never TensorRT itself. C
 against them is NOT verified on hardware; jetson/selftest runs the real thing on a board.
 
     standin = install(monkeypatch, api="8.2")     # puts tensorrt, pycuda, pycuda.driver in sys.modules
+    standin = install(monkeypatch, api="10", cuda="cuda-python")   # tensorrt, cuda.bindings.runtime
 """
 
 import sys
 
-from standins import pycuda_standin, tensorrt_standin
+from standins import cudart_standin, pycuda_standin, tensorrt_standin
 
 
 class StandIn(object):
     def __init__(self, gpu, trt, cuda_modules):
         self.gpu, self.trt = gpu, trt
-        self.cuda = cuda_modules["pycuda.driver"]
+        self.cuda = cuda_modules.get("pycuda.driver") or cuda_modules.get("cuda.bindings.runtime")
         self.calls = gpu.calls
 
 
-def install(monkeypatch, api="8.2", **gpu_options):
-    """Install a stand-in TensorRT of ``api`` ("8.2" or "10") and a stand-in pycuda sharing one simulated GPU."""
+CUDA_NAMES = ("pycuda", "pycuda.driver", "pycuda.autoinit", "cuda", "cuda.bindings", "cuda.bindings.runtime",
+              "cuda.cudart")
+
+
+def install(monkeypatch, api="8.2", cuda="pycuda", **gpu_options):
+    """Install a stand-in TensorRT of ``api`` ("8.2" or "10") and a stand-in of ``cuda`` ("pycuda" or
+    "cuda-python": the other is made unimportable) sharing one simulated GPU."""
     gpu = pycuda_standin.SimulatedGpu(**gpu_options)
-    modules = pycuda_standin.make_modules(gpu)
+    maker = {"pycuda": pycuda_standin, "cuda-python": cudart_standin}[cuda]
+    modules = maker.make_modules(gpu)
     trt = tensorrt_standin.make_module(gpu, api=api)
+    for name in CUDA_NAMES:
+        monkeypatch.setitem(sys.modules, name, modules.get(name))
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)

@@ -30,6 +30,7 @@ class SimulatedGpu(object):
         self.next_address = 0x7F0000000000
         self.clock_ms = 0.0
         self.context_stack = []
+        self.runtime_current = False     # cuda-python stand-in: cudaSetDevice made the primary context current
         self.contexts_made = 0
         self.streams = {}
         self.calls = []            # (name, detail) of notable calls, for tests
@@ -38,7 +39,7 @@ class SimulatedGpu(object):
         self.calls.append((name, detail))
 
     def need_context(self, what):
-        if not self.context_stack:
+        if not self.context_stack and not self.runtime_current:
             raise LogicError("%s failed: invalid device context (no current CUDA context)" % what)
 
     def register(self, array):
