@@ -167,6 +167,9 @@ def check_cudnn(system, facts):
 def check_pycuda(system, facts):
     pycuda = system.module("pycuda")
     if pycuda is None:
+        cudart = system.module("cuda.bindings.runtime")
+        if cudart is not None and not facts.get("jetson"):
+            return [Check("pycuda", SKIP, "not installed; cuda-python is (the tensorrt runner uses it instead)")]
         if facts.get("jetson") or facts.get("tensorrt"):
             return [Check("pycuda", FAIL, "not importable", "build it: bash jetson/setup.sh (pip3 install pycuda "
                           "with /usr/local/cuda/bin on PATH)")]

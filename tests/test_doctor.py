@@ -55,7 +55,7 @@ def fake_modules(gstreamer="YES (1.14.5)", trt=True, pycuda=True):
     device = types.SimpleNamespace(name=lambda: "NVIDIA Tegra X1", compute_capability=lambda: (5, 3))
     drv = types.SimpleNamespace(init=lambda: None, Device=lambda i: device)
     return {"cv2": cv2, "tensorrt": trt_mod, "pycuda": types.SimpleNamespace(VERSION_TEXT="2021.1") if pycuda else None,
-            "pycuda.driver": drv, "onnxruntime": None}
+            "pycuda.driver": drv, "onnxruntime": None, "cuda.bindings.runtime": None}
 
 
 def by_name(report):
@@ -140,3 +140,9 @@ def test_cli_on_a_recorded_nano(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgekit", "doctor", "--root", root], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert "NVIDIA Jetson Nano Developer Kit" in proc.stdout and "JetPack 4.6.1" in proc.stdout
+
+
+def test_desktop_with_cuda_python_instead_of_pycuda(tmp_path):
+    modules = dict(fake_modules(pycuda=False), **{"cuda.bindings.runtime": types.SimpleNamespace()})
+    checks = by_name(doctor.diagnose(doctor.System(root=str(tmp_path), modules=modules, run=fake_run({}))))
+    assert checks["pycuda"]["status"] == "skip" and "cuda-python" in checks["pycuda"]["value"]
