@@ -16,7 +16,9 @@ Routes (GET and HEAD only; anything else 405):
   /v1/stream.mjpg     multipart/x-mixed-replace annotated stream; at most max_streams at once (503 beyond)
   /  /app.js /style.css   the status page, from the package's own assets (held in memory)
 
-Security: a host that is not loopback needs a token (ConfigError otherwise). With a token every
+Security: a host that is not loopback needs a token (ConfigError otherwise). Without a token, only
+requests whose Host header names a loopback address (or one of ``allowed_hosts``) are answered
+(421 otherwise), so a web page cannot read the server through DNS rebinding. With a token every
 request needs ``Authorization: Bearer <token>`` (constant-time compare). The page may instead be
 opened once as ``/?token=<token>``: the answer sets an HttpOnly, SameSite=Strict session cookie
 (an HMAC of the token, never the token itself) that the browser then sends with the page's own
@@ -29,6 +31,7 @@ client's thread, once per frame whatever the number of clients, and only when a 
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import socket
@@ -62,7 +65,12 @@ BOUNDARY = "edgekit-frame"
 def is_loopback(host):
     """127.0.0.0/8, ::1 and localhost."""
     host = (host or "").strip().strip("[]").lower()
-    return host in ("localhost", "::1", "ip6-localhost") or host.startswith("127.")
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json_default(value):
@@ -72,8 +80,25 @@ def _json_default(value):
     return str(value)
 
 
+def _finite(value):
+    """NaN/Infinity (not JSON: browsers reject them) -> null, recursively."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return dict((k, _finite(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value
+
+
 def to_json(data):
-    return json.dumps(data, default=_json_default, sort_keys=True).encode("utf-8")
+    try:
+        text = json.dumps(data, default=_json_default, sort_keys=True, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), default=_json_default, sort_keys=True, allow_nan=False)
+    return text.encode("utf-8")
 
 
 class Response(object):
@@ -112,8 +137,7 @@ class LatestFrame(object):
         with self._cond:
             self.version += 1
             self.record = record
-            if frame is not None:
-                self.frame = frame
+            self.frame = frame           # never mutated afterwards by the pipeline (a new array per frame)
             self.ts = time.time()
             self._cond.notify_all()
 
@@ -294,7 +318,7 @@ class HttpServer(Sink):
 
     def __init__(self, host="127.0.0.1", port=8080, token=None, metrics=None, status_fn=None, labels=None,
                  max_streams=4, max_request_bytes=8192, max_connections=32, jpeg_quality=80,
-                 stream_fps=15.0, stale_after=5.0):
+                 stream_fps=15.0, stale_after=5.0, allowed_hosts=()):
         token = (token or "").strip() or None
         if not is_loopback(host) and token is None:
             raise ConfigError("HTTP on %s (not loopback) needs a token" % host,
@@ -318,6 +342,7 @@ class HttpServer(Sink):
         self.jpeg_quality = jpeg_quality
         self.stream_interval = 1.0 / stream_fps if stream_fps else 0.0
         self.stale_after = stale_after
+        self.allowed_hosts = set(h.lower() for h in allowed_hosts or ())
         self.latest = LatestFrame(self._render)
         self._lock = threading.Lock()
         self.streams = 0
@@ -437,6 +462,11 @@ class HttpServer(Sink):
                 handler.headers.get("Transfer-Encoding"):
             handler.close_connection = True
             return self._reply(handler, route, json_response(413, {"error": "GET and HEAD take no body"}), head)
+        if not self._host_allowed(handler.headers.get("Host", "")):
+            return self._reply(handler, route, json_response(421, {
+                "error": "Host header not served here",
+                "hint": "without a token only loopback names are answered (DNS rebinding); "
+                        "add the name to allowed_hosts or use a token"}), head)
         auth = self._authorize(handler, path, parts.query)
         if auth is not True:
             return self._reply(handler, route, auth, head)
@@ -454,6 +484,18 @@ class HttpServer(Sink):
     def _reply(self, handler, route, response, head):
         self.count(handler, response.status, route)
         handler._send(response, head)
+
+    def _host_allowed(self, header):
+        """Without a token, answer only requests addressed to a loopback name (or an allowed one):
+        a web page cannot then reach this server through DNS rebinding."""
+        host = header.strip().lower()
+        if self.token is not None or not host:
+            return True
+        if host.startswith("["):
+            host = host[1:host.find("]")] if "]" in host else host
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        return is_loopback(host) or host in self.allowed_hosts
 
     def _authorize(self, handler, path, query):
         """True, or a 401 Response. Bearer header, the session cookie, or ?token= on the page."""

@@ -189,7 +189,7 @@ def test_head_and_methods(server, frames):
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         status, headers, _ = request(s, "/v1/latest", method=method, body=b"x" * 10)
         assert status == 405 and headers["allow"] == "GET, HEAD"
-    assert status_of(raw(s, b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")) == 501
+    assert status_of(raw(s, b"BREW /pot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) == 501
     assert request(s, "/nope")[0] == 404
 
 
@@ -231,7 +231,8 @@ def test_refuses_non_loopback_without_token(host):
 
 def test_loopback_names():
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"))
-    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "", "localhost.example.com"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "", "localhost.example.com",
+                                            "127.0.0.1.evil.example", "127.evil"))
 
 
 def test_bad_limits_and_busy_port_are_config_errors(server):
@@ -287,18 +288,18 @@ TRAVERSALS = [
 @pytest.mark.parametrize("path", TRAVERSALS)
 def test_nothing_served_from_disk_but_the_assets(server, path):
     s = server()
-    answer = raw(s, ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    answer = raw(s, ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
     assert status_of(answer) == 404
     assert b"root:" not in answer and b"import" not in answer
 
 
 def test_request_size_limits(server):
     s = server(max_request_bytes=1024)
-    assert status_of(raw(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + b"a" * 600 + b"\r\n\r\n")) == 200
-    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"a" * 100) for i in range(20))
+    assert status_of(raw(s, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Pad: " + b"a" * 600 + b"\r\n\r\n")) == 200
+    big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"a" * 100) for i in range(20))
     assert status_of(raw(s, big + b"\r\n")) == 431
-    assert status_of(raw(s, b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")) == 414
-    body = b"GET /v1/latest HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    assert status_of(raw(s, b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) == 414
+    body = b"GET /v1/latest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
     assert status_of(raw(s, body)) == 413
     # the server is still fine
     assert request(s, "/healthz")[0] == 200
@@ -336,7 +337,7 @@ def test_connection_limit(server):
     idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
     time.sleep(0.2)
     try:
-        assert status_of(raw(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 503
+        assert status_of(raw(s, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) == 503
     finally:
         for sock in idle:
             sock.close()
@@ -461,3 +462,23 @@ def test_page_colours_match_the_drawn_boxes():
     block = re.search(r"var PALETTE = \[(.*?)\];", js, re.S).group(1)
     hexes = re.findall(r'"#([0-9a-f]{6})"', block)
     assert ["%02x%02x%02x" % (r, g, b) for b, g, r in PALETTE] == hexes
+
+
+def test_without_token_only_loopback_host_names_are_answered(server):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    s = server(allowed_hosts=["camera.lan"])
+    for host in ("127.0.0.1:%d" % s.port, "localhost", "[::1]:8080", "camera.lan:8080"):
+        assert request(s, "/healthz", headers={"Host": host})[0] == 200, host
+    for host in ("evil.example", "evil.example:%d" % s.port, "127.0.0.1.evil.example"):
+        status, _, body = request(s, "/v1/latest", headers={"Host": host})
+        assert status == 421 and "rebinding" in json.loads(body)["hint"], host
+    t = server(token=TOKEN)
+    assert request(t, "/healthz", headers={"Host": "evil.example", "Authorization": "Bearer " + TOKEN})[0] == 200
+
+
+def test_nan_and_infinity_become_null(server):
+    s = server()
+    s.submit({"seq": 1, "score": float("nan"), "box": [1.0, float("inf")], "arr": np.array([np.nan])}, None)
+    body = request(s, "/v1/latest")[2].decode()
+    assert json.loads(body) == {"seq": 1, "score": None, "box": [1.0, None], "arr": [None]}
+    assert "NaN" not in body and "Infinity" not in body

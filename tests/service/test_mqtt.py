@@ -12,7 +12,7 @@ import pytest
 
 from edgekit.errors import ConfigError
 from edgekit.service.metrics import Metrics
-from edgekit.service.sinks.mqtt import MqttSink, read_temperatures
+from edgekit.service.sinks.mqtt import MqttSink, dumps, read_temperatures
 
 
 def free_port():
@@ -273,3 +273,11 @@ def test_works_with_paho_1_6_on_system_python(broker, watchers):
     assert proc.returncode == 0, err
     assert out.split() == ["closed", version, "25"]
     assert w.wait(lambda: len(set(w.seqs())) == 25 and w.on("/status")[-1][1]["state"] == "offline")
+
+
+def test_payloads_are_strict_json():
+    import numpy as np
+
+    text = dumps({"seq": np.int64(4), "score": float("nan"), "box": np.array([1.5, np.inf])})
+    assert json.loads(text) == {"seq": 4, "score": None, "box": [1.5, None]}
+    assert "NaN" not in text and "Infinity" not in text

@@ -38,8 +38,24 @@ def _json_default(value):
     return str(value)
 
 
+def _finite(value):
+    """NaN/Infinity (not JSON for most consumers) -> null, recursively."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return dict((k, _finite(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value
+
+
 def dumps(data):
-    return json.dumps(data, default=_json_default, separators=(",", ":"))
+    try:
+        return json.dumps(data, default=_json_default, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(data), default=_json_default, separators=(",", ":"), allow_nan=False)
 
 
 def read_temperatures(root=THERMAL_ROOT):
