@@ -50,7 +50,7 @@ SCHEMA = {
         "backend": Key(str, "auto", choices=BACKENDS),
         "meta": Key(OPT_STR, None, path=True, doc="YAML metadata for a model without an edgekit block"),
         "threads": Key(OPT_INT, None, check=at_least(1), doc="ONNX Runtime intra-op threads"),
-        "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning"),
+        "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning (null: off in the daemon)"),
     },
     "source": {
         "uri": Key(OPT_STR, None, required=True, path="uri", doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),

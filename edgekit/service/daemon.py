@@ -97,6 +97,9 @@ def open_predictor(cfg, log=say):
     options = {}
     if backend == "onnxruntime":
         options = dict((k, model[k]) for k in ("threads", "spinning") if model[k] is not None)
+        # Spinning ORT threads burn CPU between frames that the grabber, the outputs and the rest of
+        # the board need; off unless asked for (bench_daemon measures both on a shared box).
+        options.setdefault("spinning", False)
     elif model["threads"] is not None or model["spinning"] is not None:
         warn("model.threads / model.spinning apply to onnxruntime only; ignored for %s" % backend)
     meta = None
@@ -107,7 +110,10 @@ def open_predictor(cfg, log=say):
     predictor = Predictor.open(path, backend=backend, meta=meta, **options)
     predictor.__enter__()
     try:
-        log(describe_model(predictor, path, backend, reason))
+        text = describe_model(predictor, path, backend, reason)
+        if backend == "onnxruntime":
+            text += ", spinning %s" % ("on" if options["spinning"] else "off")
+        log(text)
     except Exception:
         predictor.__exit__(None, None, None)
         raise
