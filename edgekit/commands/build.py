@@ -140,11 +140,32 @@ def _print_trtexec(args, onnx_path, precision, calib):
         series = get_target(args.target or DEFAULT_TARGET).tensorrt_series() or "10"
     workspace = args.workspace or memory.default_workspace_mib(memory.read_meminfo())
     stem = os.path.splitext(os.path.basename(onnx_path))[0]
-    command = trtexec_command(onnx_path, precision, workspace, parse_shapes(args.shapes),
+    shapes = parse_shapes(args.shapes)
+    _check_dynamic_inputs(onnx_path, shapes)
+    command = trtexec_command(onnx_path, precision, workspace, shapes,
                               calib if precision == "int8" else None, args.timing_cache,
                               "%s.%s.engine" % (stem, precision), series=series)
     print(" ".join(shlex.quote(a) for a in command))
     return 0
+
+
+def _check_dynamic_inputs(onnx_path, shapes):
+    """Without TensorRT: every dynamic input needs --shapes, and --shapes names must be inputs."""
+    from edgekit.errors import ConfigError
+    from edgekit.runners.opencv import onnx_io
+
+    inputs, _ = onnx_io(onnx_path)
+    names = [i.name for i in inputs]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise ConfigError("--shapes names %s are not inputs of the model" % ", ".join(unknown),
+                          hint="its inputs are: %s" % ", ".join(names))
+    for spec in inputs:
+        if spec.is_dynamic and spec.name not in shapes:
+            raise ConfigError("input %s has dynamic dimensions %s" % (spec.name, spec.shape),
+                              hint="give them with --shapes %s:MIN/OPT/MAX, e.g. %s:%s" % (
+                                  spec.name, spec.name, "/".join(["x".join(str(d) if isinstance(d, int) and d > 0
+                                                                           else "1" for d in spec.shape)] * 3)))
 
 
 def _build(args, onnx_path, precision, calib, cache_dir):

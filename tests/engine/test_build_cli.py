@@ -121,3 +121,13 @@ def test_calib_cache_with_fp16_is_refused_on_the_command_line(model, tmp_path):
     calib.write_text("TRT-8201-EntropyCalibration2\n")
     proc = edgekit("build", model, "--precision", "fp16", "--calib-cache", str(calib), "--print-trtexec")
     assert proc.returncode == 2 and "only used with --precision int8" in proc.stderr
+
+
+def test_print_trtexec_asks_for_shapes_of_a_dynamic_input(tmp_path):
+    model = tiny_classifier(tmp_path / "dyn.onnx", dynamic_batch=True)
+    proc = edgekit("build", model, "--print-trtexec")
+    assert proc.returncode == 2
+    assert "input images has dynamic dimensions ['N', 3, 8, 8]" in proc.stderr
+    assert "--shapes images:MIN/OPT/MAX, e.g. images:1x3x8x8/1x3x8x8/1x3x8x8" in proc.stderr
+    proc = edgekit("build", model, "--print-trtexec", "--shapes", "input:1x3x8x8")
+    assert proc.returncode == 2 and "not inputs of the model" in proc.stderr

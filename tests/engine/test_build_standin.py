@@ -297,3 +297,12 @@ def test_unwritable_cache_dir_is_a_config_error(tmp_path, monkeypatch, model, lo
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="cannot create the engine cache"):
         build(model, tmp_path, logs, cache_dir=str(blocker / "cache"))
+
+
+def test_qdq_model_builds_int8_without_a_calibration_cache(tmp_path, monkeypatch, logs):
+    standin = install(monkeypatch, api="10", fast_int8=True)
+    model = tiny_classifier(tmp_path / "qdq.onnx", qdq=True)
+    record = build(model, tmp_path, logs, precision="int8")
+    assert record.built and record.key["calib_sha256"] is None and record.meta["precision"] == "int8"
+    flags = [d["flags"] for n, d in standin.calls if n == "build_serialized_network"][-1]
+    assert "BuilderFlag.INT8" in flags
