@@ -367,8 +367,9 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
                  labels=None, simplify=True, meta_overrides=None, strict=False, tolerance=None, log=say):
     """Export SOURCE to ``out`` (see module doc). Returns the report dict. Raises UserError subclasses."""
     from edgekit.desktop import parity
-    from edgekit.desktop.lint import format_problems, lint_model, summary_line
     from edgekit.desktop.sources import load_source
+    from edgekit.fsutil import sha256_bytes
+    from edgekit.meta import attach_to_onnx
 
     started = time.perf_counter()
     target = get_target(target)
@@ -397,34 +398,68 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
     log("source: %s" % loaded.description)
     if loaded.default_meta_note and "preprocess" not in overrides:
         note(loaded.default_meta_note)
-    if loaded.onnx_model is not None:
-        model, reference_bytes, shape, input_name = _from_onnx(loaded, hw, batch, opset, note)
-        raw_nodes = count_nodes(model)
-    else:
-        model, reference, shape, output_names = _from_torch(loaded, hw, batch, opset, log)
-        input_name = INPUT_NAME
-        raw_nodes = count_nodes(model)
+    convert = _from_onnx if loaded.onnx_model is not None else _from_torch
+    model, reference, shape, input_name = convert(loaded, hw, batch, opset, note)
+    raw_nodes = count_nodes(model)
     log("exported at opset %d: %d nodes" % (opset, raw_nodes))
     if simplify:
         model = slim_model(model)
         log("simplified with onnxslim: %d -> %d nodes" % (raw_nodes, count_nodes(model)))
     check_model(model)
+    stats, parity_inputs = verify_parity(model, reference, shape, batch == "dynamic", input_name, tol, log)
+    lint = lint_step(model, target, strict, log)
 
-    # parity on several inputs (and a second batch size when the batch is dynamic)
+    output_dims = [s["shape"] for s in stats.values()][0] if stats else None
+    meta = build_meta(loaded.meta, overrides, labels, input_name,
+                      ["batch" if batch == "dynamic" else shape[0]] + list(shape[1:]), target, output_dims, note)
+    meta.extra["export"] = {"opset": opset, "simplified": bool(simplify), "nodes_before": raw_nodes,
+                            "nodes_after": count_nodes(model), "tool": _tool_versions(),
+                            "parity": dict((n, {"max_abs": s["max_abs"], "cosine": s["cosine"]})
+                                           for n, s in stats.items())}
+    attach_to_onnx(model, meta)
+    data = model.SerializeToString()
+    atomic_write_bytes(out, data)
+    log("wrote %s (%.1f MiB)" % (out, len(data) / 2.0 ** 20))
+    return {
+        "path": out, "source": os.fspath(source), "kind": loaded.kind, "target": target.name, "opset": opset,
+        "input": {"name": input_name, "shape": meta.input["shape"]},
+        "outputs": dict((n, s["shape"]) for n, s in stats.items()),
+        "nodes_before": raw_nodes, "nodes_after": count_nodes(model), "simplified": bool(simplify),
+        "parity": dict((n, {"max_abs": s["max_abs"], "max_rel": s["max_rel"], "cosine": s["cosine"]})
+                       for n, s in stats.items()),
+        "parity_inputs": parity_inputs, "parity_reference": reference.what, "tolerance": tol, "lint": lint,
+        "meta": meta.to_dict(), "notes": notes, "sha256": sha256_bytes(data), "bytes": len(data),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+class Reference(object):
+    """What the exported model is compared with: ``run(inputs) -> [{output: array}]`` and a description."""
+
+    def __init__(self, run, what):
+        self.run = run
+        self.what = what
+
+
+def verify_parity(model, reference, shape, dynamic, input_name, tol, log):
+    """Parity on PARITY_INPUTS seeded inputs (plus one at batch 2 when the batch is dynamic).
+    Returns (stats per output, number of inputs); raises ParityError listing every failing output."""
+    from edgekit.desktop import parity
+
     inputs = parity.make_inputs(shape, PARITY_INPUTS, seed=0)
-    if batch == "dynamic":
+    if dynamic:
         inputs += parity.make_inputs([2] + list(shape[1:]), 1, seed=1)
     candidate = parity.run_onnx(model.SerializeToString(), inputs, input_name)
-    if loaded.onnx_model is not None:
-        refs = parity.run_onnx(reference_bytes, inputs, input_name)
-        what = "simplified ONNX vs source ONNX"
-    else:
-        refs = parity.run_torch(reference, inputs, output_names)
-        what = "ONNX vs PyTorch"
-    stats = parity.check(parity.compare(refs, candidate, tol), tol, what)
+    stats = parity.check(parity.compare(reference.run(inputs), candidate, tol), tol, reference.what)
     for name, s in stats.items():
         log("parity %s: max_abs %.3g, max_rel %.3g, cosine %.6f over %d inputs" % (
             name, s["max_abs"], s["max_rel"], s["cosine"], len(inputs)))
+    return stats, len(inputs)
+
+
+def lint_step(model, target, strict, log):
+    """Lint for the target, print the problems; with ``strict`` any problem is a LintError."""
+    from edgekit.desktop.lint import format_problems, lint_model, summary_line
 
     lint = lint_model(model, target)
     log(summary_line(lint))
@@ -435,33 +470,7 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
             len(lint["problems"]), target.name, "; ".join("%s [%s] %s" % (p["node"], p["op"], p["reason"])
                                                           for p in lint["problems"][:5])),
             hint="fix them (see each problem's fix) or drop --strict; nothing was written")
-
-    output_dims = [s["shape"] for s in stats.values()][0] if stats else None
-    meta = build_meta(loaded.meta, overrides, labels, input_name,
-                      ["batch" if batch == "dynamic" else shape[0]] + list(shape[1:]), target, output_dims, note)
-    meta.extra["export"] = {"opset": opset, "simplified": bool(simplify), "nodes_before": raw_nodes,
-                            "nodes_after": count_nodes(model), "tool": _tool_versions(),
-                            "parity": dict((n, {"max_abs": s["max_abs"], "cosine": s["cosine"]})
-                                           for n, s in stats.items())}
-    from edgekit.meta import attach_to_onnx
-
-    attach_to_onnx(model, meta)
-    data = model.SerializeToString()
-    atomic_write_bytes(out, data)
-    from edgekit.fsutil import sha256_bytes
-
-    log("wrote %s (%.1f MiB)" % (out, len(data) / 2.0 ** 20))
-    return {
-        "path": out, "source": os.fspath(source), "kind": loaded.kind, "target": target.name, "opset": opset,
-        "input": {"name": input_name, "shape": meta.input["shape"]},
-        "outputs": dict((n, s["shape"]) for n, s in stats.items()),
-        "nodes_before": raw_nodes, "nodes_after": count_nodes(model), "simplified": bool(simplify),
-        "parity": dict((n, {"max_abs": s["max_abs"], "max_rel": s["max_rel"], "cosine": s["cosine"]})
-                       for n, s in stats.items()),
-        "parity_inputs": len(inputs), "parity_reference": what, "tolerance": tol, "lint": lint, "meta": meta.to_dict(),
-        "notes": notes, "sha256": sha256_bytes(data), "bytes": len(data),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    return lint
 
 
 def _tool_versions():
@@ -475,7 +484,7 @@ def _tool_versions():
 
 
 def _from_torch(loaded, hw, batch, opset, log):
-    """Eager run + export. Returns (ModelProto, reference module, input shape, output names)."""
+    """Eager run + export. Returns (ModelProto, Reference (the PyTorch module), input shape, input name)."""
     import onnx
     import torch
 
@@ -499,15 +508,19 @@ def _from_torch(loaded, hw, batch, opset, log):
     if len(names) != len(outputs):
         names = ["logits"] if len(outputs) == 1 else ["output%d" % i for i in range(len(outputs))]
     data = torch_to_onnx(module, x, opset, names, batch == "dynamic")
-    return onnx.load_from_string(data), module, shape, names
+    from edgekit.desktop.parity import run_torch
+
+    reference = Reference(lambda inputs: run_torch(module, inputs, names), "ONNX vs PyTorch")
+    return onnx.load_from_string(data), reference, shape, INPUT_NAME
 
 
 def _from_onnx(loaded, hw, batch, opset, note):
-    """ONNX passthrough: opset conversion if needed; fix shapes. Returns (model, reference bytes, shape, name)."""
-    model = loaded.onnx_model
-    reference = model.SerializeToString()
+    """ONNX passthrough: opset conversion if needed; fix shapes. Returns (model, Reference, shape, input name)."""
     from edgekit.desktop.lint import _opset
+    from edgekit.desktop.parity import run_onnx
 
+    model = loaded.onnx_model
+    source_bytes = model.SerializeToString()         # the reference, before any change
     before = _opset(model)
     model = convert_opset(model, opset)
     if _opset(model) != before:
@@ -533,6 +546,7 @@ def _from_onnx(loaded, hw, batch, opset, note):
     if batch != "dynamic" and (n is None or h is None or w is None):
         _fix_input_dims(model, shape)
         note("fixed the input %s to %s" % (name, shape))
+    reference = Reference(lambda inputs: run_onnx(source_bytes, inputs, name), "simplified ONNX vs source ONNX")
     return model, reference, shape, name
 
 
