@@ -259,6 +259,13 @@ def read_meta(path, required=True):
             data = json.loads(text)
             if isinstance(data, dict) and "meta" in data:      # engine sidecar: {"key":…, "meta":…}
                 text = json.dumps(data["meta"])
+    if text is None and path.endswith(".onnx"):
+        # a third-party Ultralytics YOLOv5/v8 export: its own metadata_props (names, stride, imgsz)
+        from edgekit.vision.yolo import yolo_meta_from_onnx
+
+        meta = yolo_meta_from_onnx(path)
+        if meta is not None:
+            return meta
     if text is None:
         if required:
             raise MetadataError("%s carries no edgekit metadata" % path,

@@ -222,3 +222,19 @@ def test_tiny_onnx_end_to_end_through_predictor(tmp_path, kind):
 def test_onnx_without_ultralytics_props_is_not_recognised(tmp_path):
     path = tiny_yolo_onnx(tmp_path / "plain.onnx", v5_rows()[None], {"producer": "someone"})
     assert yolo_meta_from_onnx(str(path)) is None
+
+
+def test_read_meta_recognises_an_ultralytics_export(tmp_path):
+    """read_meta (and so Predictor.open, the daemon, the profiler) needs no --meta for these."""
+    pytest.importorskip("onnxruntime")
+    from edgekit.meta import read_meta
+    from edgekit.predictor import Predictor
+
+    path = str(tiny_yolo_onnx(tmp_path / "yolov8n.onnx", v8_rows()[None].transpose(0, 2, 1), V8_PROPS))
+    meta = read_meta(path)
+    assert meta.decoder["type"] == "yolov8" and meta.source["framework"] == "ultralytics"
+    with Predictor.open(path, backend="onnxruntime") as model:
+        assert model.predict(np.zeros((64, 64, 3), np.uint8))["detections"][0]["label"] == "cat"
+    plain = str(tiny_yolo_onnx(tmp_path / "plain.onnx", v5_rows()[None], {}))
+    with pytest.raises(MetadataError, match="carries no edgekit metadata"):
+        read_meta(plain)
