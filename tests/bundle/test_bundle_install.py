@@ -171,3 +171,17 @@ def test_leftover_staging_and_temp_links_are_cleaned(bundle_for, tmp_path):
     install(bundle_for(), str(root), log=lambda m: None)
     assert [n for n in os.listdir(str(root / "releases")) if n.startswith(".")] == []
     assert sorted(os.listdir(str(root))) == [".lock", "current", "releases", "state.json"]
+
+
+def test_concurrent_install_is_refused(bundle_for, tmp_path):
+    import fcntl
+
+    root = tmp_path / "root"
+    (root / "releases").mkdir(parents=True)
+    with open(str(root / ".lock"), "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(BundleError, match="another install or rollback is running"):
+            install(bundle_for(), str(root), log=lambda m: None)
+        with pytest.raises(BundleError, match="another install or rollback is running"):
+            rollback(str(root), log=lambda m: None)
+    assert current_id(str(root)) is None
