@@ -174,3 +174,19 @@ def test_fp32_model_runs_as_fp16_and_says_so(tmp_path, monkeypatch, capsys):
     assert "running it as an fp16 engine" in capsys.readouterr().err
     with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), precision="fp32") as runner:
         assert runner.describe()["precision"] == "fp32"
+
+
+def test_predictor_runs_through_the_tensorrt_runner_like_onnxruntime(tmp_path, monkeypatch):
+    """The daemon's path: Predictor.open(model, "auto") picks tensorrt where it imports, same results as ORT."""
+    from edgekit.predictor import Predictor
+
+    install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "m.onnx", size=16)
+    frame = np.random.RandomState(3).randint(0, 256, (48, 64, 3)).astype(np.uint8)
+    with Predictor.open(model, "auto", cache_dir=str(tmp_path / "c"), precision="fp32") as trt_model:
+        assert trt_model.runner.name == "tensorrt"
+        got = trt_model.predict(frame)
+    with Predictor.open(model, "onnxruntime") as ort_model:
+        expected = ort_model.predict(frame)
+    assert [t["label"] for t in got["top"]] == [t["label"] for t in expected["top"]]
+    np.testing.assert_allclose([t["score"] for t in got["top"]], [t["score"] for t in expected["top"]], atol=1e-5)
