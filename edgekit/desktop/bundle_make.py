@@ -64,9 +64,15 @@ def _check_config(path):
         return
     from edgekit.config import load_yaml
 
+    from edgekit.service.config import defaults, merge
+
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError("%s is not a YAML mapping" % path, hint="pass a daemon config like deploy/serve.example.yaml")
+    try:
+        merge(defaults(), data)          # the daemon's own schema: unknown keys, types, ranges
+    except ConfigError as exc:
+        raise ConfigError("--config %s: %s" % (path, exc.message), hint=exc.hint)
 
 
 def source_root():

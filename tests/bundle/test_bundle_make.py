@@ -37,7 +37,7 @@ def test_calib_cache_and_config_are_carried(model, tmp_path):
     calib = str(tmp_path / "calib.cache")
     write_calibration_cache(calib, {"images": 0.02, "logits": 0.1})
     config = tmp_path / "serve.yaml"
-    config.write_text("source: synthetic://\nhttp: {port: 8080}\n")
+    config.write_text("source:\n  uri: synthetic://\nmodel:\n  path: model.onnx\n")
     out = str(tmp_path / "b.tar.gz")
     make_bundle(model, out, precision="int8", calib_cache=calib, config=str(config), target="jetson-xavier-nx")
     manifest = manifest_of(out)
@@ -58,6 +58,17 @@ def test_bad_choices_are_refused_and_leave_nothing(model, tmp_path, target, kwar
     with pytest.raises(error, match=match):
         make_bundle(model, str(out), target=target, **kwargs)
     assert not out.exists() and not [p for p in os.listdir(str(tmp_path)) if p.endswith(".tmp")]
+
+
+def test_daemon_config_is_checked_against_the_daemon_schema(model, tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("modle:\n  path: model.onnx\n")
+    with pytest.raises(ConfigError, match="--config .*serve.yaml: config key modle is unknown. Did you mean model"):
+        make_bundle(model, str(tmp_path / "b.tar.gz"), config=str(config))
+    config.write_text("- not\n- a mapping\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        make_bundle(model, str(tmp_path / "b.tar.gz"), config=str(config))
+    assert not (tmp_path / "b.tar.gz").exists()
 
 
 def test_force_allows_a_slow_precision_and_says_so(model, tmp_path):
