@@ -52,7 +52,8 @@ def _label_box(cv2, image, text, x, y, color, font_scale, thickness):
 
 
 def _draw_detections(cv2, image, result, labels, thickness, font_scale):
-    for det in result.get("detections", []):
+    # lowest score first: where labels overlap, the most confident one ends up on top
+    for det in sorted(result.get("detections", []), key=lambda d: float(d.get("score", 0.0))):
         x1, y1, x2, y2 = [int(round(v)) for v in det["box"]]
         color = color_for(det.get("index", 0))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)

@@ -54,3 +54,14 @@ def test_empty_or_missing_result_returns_a_clean_copy_and_caption_draws():
 def test_grey_frame_becomes_bgr():
     out = annotate(np.zeros((40, 40), np.uint8), {"task": "detection", "detections": [det(0, [5, 5, 30, 30])]})
     assert out.shape == (40, 40, 3)
+
+
+def test_most_confident_label_is_drawn_on_top():
+    from edgekit.vision.draw import color_for
+
+    result = {"task": "detection", "detections": [det(0, [40, 60, 120, 110], score=0.9),
+                                                  det(1, [40, 62, 120, 110], score=0.6)]}
+    out = annotate(frame(), result)
+    label_area = out[40:60, 42:60].reshape(-1, 3)
+    colours = set(map(tuple, label_area.tolist()))
+    assert tuple(color_for(0)) in colours and tuple(color_for(1)) not in colours
