@@ -226,3 +226,41 @@ def test_cli_exit_codes(assets, tmp_path, capsys):
     assert main(["quantize", assets["good"], "--precision", "fp16", "--target", "jetson-nano", "--out", out,
                  "--json", str(tmp_path / "c.json")]) == 0
     assert json.loads((tmp_path / "c.json").read_text())["precision"] == "fp16"
+
+
+# -- pieces -------------------------------------------------------------------------------------
+def test_reader_feeds_the_shared_preprocessing(assets):
+    from edgekit.desktop.calibration import list_images, load_tensors, make_reader
+    from edgekit.vision.preprocess import Preprocessor, read_image
+
+    paths = list_images(assets["calib"])[:3]
+    meta = read_meta(assets["good"])
+    reader = make_reader("images", load_tensors(paths, meta, show=False))
+    pre = Preprocessor.from_meta(meta)
+    for path in paths:
+        feed = reader.get_next()
+        np.testing.assert_array_equal(feed["images"], pre(read_image(path))[0])
+    assert reader.get_next() is None
+    reader.rewind()
+    assert reader.get_next() is not None and len(reader) == 3
+
+
+def test_split_is_seeded_and_disjoint():
+    from edgekit.desktop.calibration import split_images
+
+    paths = ["%02d.png" % i for i in range(20)]
+    calib, held = split_images(paths, count=10)
+    assert (calib, held) == split_images(paths, count=10)
+    assert len(held) == 4 and len(calib) == 10 and not set(calib) & set(held)
+    assert split_images(["a.png"]) == (["a.png"], [])
+    assert split_images(paths, hold_out=False)[1] == []
+
+
+def test_auto_exclude_grows_worst_first_until_within_limit():
+    from edgekit.desktop.sensitivity import auto_exclude
+
+    ranked = [{"node": "c", "score": 3.0}, {"node": "a", "score": 2.0}, {"node": "b", "score": 1.0}]
+    drops = {("c",): 5.0, ("c", "a"): 0.5}
+    names, drop, trial, steps = auto_exclude(ranked, lambda n: (drops[tuple(n)], "t%d" % len(n)), 1.0)
+    assert names == ["c", "a"] and drop == 0.5 and trial == "t2" and len(steps) == 2
+    assert auto_exclude(ranked, lambda n: (9.0, None), 1.0)[0] is None
