@@ -75,10 +75,10 @@ def manifest_of(bundle):
     return json.loads(read_members(bundle)["manifest.json"].decode("utf-8"))
 
 
-def run_cli(*args, env=None):
+def run_cli(*args, env=None, python=None):
     """`python -m edgekit ...` in a subprocess: (returncode, stdout, stderr)."""
     full_env = dict(os.environ, PYTHONPATH=ROOT)
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "edgekit"] + [str(a) for a in args], cwd=ROOT, env=full_env,
+    proc = subprocess.run([python or sys.executable, "-m", "edgekit"] + [str(a) for a in args], cwd=ROOT, env=full_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     return proc.returncode, proc.stdout, proc.stderr

@@ -104,3 +104,41 @@ def test_model_named_like_an_action_and_subprocess_entry_point(tmp_path):
 def test_usage_errors(capsys, args, message):
     code, _, err = _run(capsys, *args)
     assert code == 2 and message in _one_error_line(err)
+
+
+@pytest.mark.system_python
+def test_device_commands_on_system_python_without_torch_or_onnx(tmp_path, bundle_for):
+    """Debian's /usr/bin/python3 has neither torch nor onnx nor onnxruntime: like the board."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3")
+    first, second = bundle_for(scale=1.0), bundle_for(scale=2.0)
+    root = str(tmp_path / "root")
+    for bundle in (first, second):
+        code, out, err = run_cli("bundle", "install", bundle, "--root", root, "--target", "x86-cpu", python=python)
+        assert code == 0, err
+    code, out, err = run_cli("bundle", "rollback", "--root", root, "--json", python=python)
+    assert code == 0 and json.loads(out)["changed"], err
+    code, out, err = run_cli("bundle", "verify", tmp_path / "missing.tar.gz", python=python)
+    assert code == 2 and err.strip().splitlines()[-1].startswith("edgekit bundle: error: bundle not found")
+
+
+def test_wheel_in_the_bundle_installs_offline(tmp_path, bundle_for):
+    import subprocess
+    import sys
+    import zipfile
+
+    from bundle_helpers import manifest_of, read_members
+
+    bundle = bundle_for(with_wheel=True)
+    name = manifest_of(bundle)["wheel"]
+    wheel = tmp_path / name.split("/")[-1]
+    wheel.write_bytes(read_members(bundle)[name])
+    assert zipfile.is_zipfile(str(wheel))
+    target = tmp_path / "site"
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                           "--target", str(target), str(wheel)])
+    out = subprocess.check_output([sys.executable, "-c", "import edgekit, edgekit.bundle; print(edgekit.__file__)"],
+                                  env=dict(os.environ, PYTHONPATH=str(target)), cwd=str(tmp_path),
+                                  universal_newlines=True)
+    assert out.strip().startswith(str(target))
