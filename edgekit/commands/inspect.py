@@ -13,6 +13,8 @@ def add_arguments(parser):
     parser.add_argument("--target", "-t", choices=names(), help="device preset for the lint and the "
                         "estimate (default: the model's metadata target, else jetson-nano)")
     parser.add_argument("--layers", action="store_true", help="per-layer FLOPs, params and estimated time")
+    parser.add_argument("--input-size", metavar="H[xW]", help="height[xwidth] for FLOPs and the estimate when "
+                        "the model's input size is dynamic")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -22,7 +24,7 @@ def run(args):
 
     from edgekit.desktop.inspect import inspect_model
 
-    info = inspect_model(args.model, target=args.target, layers=args.layers)
+    info = inspect_model(args.model, target=args.target, layers=args.layers, input_size=args.input_size)
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
     else:

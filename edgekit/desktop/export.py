@@ -362,6 +362,13 @@ def build_meta(base, overrides, labels, input_name, shape, target, output_dims, 
     return ModelMeta.from_dict(data)
 
 
+def precheck_meta(base, overrides, labels, target):
+    """Validate the metadata fields before the (slow) export; labels and shapes are settled later."""
+    merged = _merge(base, overrides)
+    build_meta(base, overrides, labels or merged.get("labels") or ["?"], INPUT_NAME, [1, 3, 8, 8], target, None,
+               lambda text: None)
+
+
 # -- the pipeline -----------------------------------------------------------------------------------------
 def export_model(source, out, target="jetson-nano", input_size=None, batch=1, opset=None, weights=None,
                  labels=None, simplify=True, meta_overrides=None, strict=False, tolerance=None, log=say):
@@ -396,6 +403,7 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
 
     loaded = load_source(source, weights=weights, num_classes=len(labels) if labels else None)
     log("source: %s" % loaded.description)
+    precheck_meta(loaded.meta, overrides, labels, target)
     if loaded.default_meta_note and "preprocess" not in overrides:
         note(loaded.default_meta_note)
     convert = _from_onnx if loaded.onnx_model is not None else _from_torch

@@ -3,7 +3,7 @@
 ``inspect_model(path, target=None, layers=False) -> dict`` (contract C8, the ``--json`` object):
   path, bytes, sha256, ir_version, producer, opset {domain: version}, inputs/outputs [{name, shape, dtype}],
   metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), metadata_props (the
-  other keys), ops {op: count} (most frequent first), nodes, params (initializer elements, each
+  other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned), ops {op: count} (most frequent first), nodes, params (initializer elements, each
   counted once), flops (None when shapes are unknown,
   with ``flops_note``), by_op, layers (with ``layers=True``), lint {target, ok, problems, ...},
   estimate {target, precision, latency_ms, method, error_note} (or None with ``estimate_note``).
@@ -70,8 +70,14 @@ def _histogram(model):
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _input_shapes(model, meta):
-    """Shapes for the cost model: a dynamic batch becomes 1; dynamic H/W come from the edgekit metadata."""
+def _input_shapes(inputs, meta, input_size):
+    """Shapes for the cost model: a dynamic batch becomes 1; dynamic H/W come from ``input_size`` (H, W),
+    else from the edgekit metadata."""
+    if input_size is not None and inputs and inputs[0]["shape"] and len(inputs[0]["shape"]) == 4:
+        dims = inputs[0]["shape"]
+        channels = dims[1] if isinstance(dims[1], int) and dims[1] > 0 else 3
+        return {inputs[0]["name"]: [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, channels,
+                                    input_size[0], input_size[1]]}
     if not meta:
         return None
     shape = list(meta["input"]["shape"])
@@ -81,15 +87,17 @@ def _input_shapes(model, meta):
     return None
 
 
-def _costs(model, meta):
+def _costs(model, shapes):
     """(costs list or None, note)."""
     try:
         from edgekit.desktop.graph import layer_costs
     except ImportError as exc:
         return None, "FLOPs unavailable: %s" % exc
     try:
-        return layer_costs(model, _input_shapes(model, meta)), None
+        return layer_costs(model, shapes), None
     except UserError as exc:
+        if "dynamic dimension" in exc.message:
+            return None, "FLOPs unavailable: %s; pass --input-size HxW to count them" % exc.message
         return None, "FLOPs unavailable: %s" % exc.one_line()
 
 
@@ -126,10 +134,14 @@ def engine_precision(target, meta):
     return "fp16" if "fp16" in (target.fast_precisions or ()) and target.uses_tensorrt else "fp32"
 
 
-def inspect_model(path, target=None, layers=False):
-    """Describe an ONNX file (see module doc). Raises ModelError for a missing or unreadable file."""
+def inspect_model(path, target=None, layers=False, input_size=None):
+    """Describe an ONNX file (see module doc). ``input_size`` (H, W) or "HxW" pins a dynamic height/width
+    for the FLOPs and the estimate. Raises ModelError for a missing or unreadable file."""
+    from edgekit.desktop.export import parse_input_size
     from edgekit.desktop.lint import lint_model
     from edgekit.fsutil import sha256_file
+
+    input_size = parse_input_size(input_size)
 
     model = _load(path)
     info = {"path": os.fspath(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path),
@@ -144,7 +156,10 @@ def inspect_model(path, target=None, layers=False):
     info["ops"] = _histogram(model)
     info["nodes"] = sum(info["ops"].values())
 
-    costs, note = _costs(model, meta)
+    shapes = _input_shapes(info["inputs"], meta, input_size)
+    if shapes:
+        info["cost_input_shapes"] = shapes
+    costs, note = _costs(model, shapes)
     if costs is not None:
         from edgekit.desktop.graph import summarize
 

@@ -389,15 +389,15 @@ def _rule_dynamic(g, table, target):
             problems.append(_problem(
                 inp.name, "(input)", "dynamic dimension(s) %s in input %s%s: the TensorRT engine needs an "
                 "optimisation profile (min/opt/max shapes)" % (", ".join(dynamic), inp.name, dims),
-                "build with `edgekit build --shapes %s:MIN/OPT/MAX` (e.g. %s) or export with a fixed --batch"
-                % (inp.name, _profile_example(inp.name, dims)),
+                "build with `edgekit build --shapes %s:MIN/OPT/MAX` (e.g. %s), or export with fixed sizes "
+                "(--batch N, --input-size HxW)" % (inp.name, _profile_example(inp.name, dims)),
                 "warning"))
     return problems
 
 
 def _profile_example(name, dims):
     def shape(n):
-        return "x".join(str(d) if isinstance(d, int) and d > 0 else (str(n) if i == 0 else "?")
+        return "x".join(str(d) if isinstance(d, int) and d > 0 else (str(n) if i == 0 else str(d).upper())
                         for i, d in enumerate(dims))
 
     return "%s:%s/%s/%s" % (name, shape(1), shape(4), shape(8))

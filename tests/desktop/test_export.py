@@ -294,6 +294,17 @@ def test_opset_above_the_target_is_refused_and_lower_is_honoured(tmp_path):
     assert export_model(ckpt, tmp_path / "o.onnx", opset=11, **QUIET)["opset"] == 11 == _opset(tmp_path / "o.onnx")
 
 
+def test_bad_meta_yaml_fails_before_exporting(tmp_path):
+    from edgekit.errors import MetadataError
+
+    ckpt = em.tiny_checkpoint(tmp_path / "best.pt")
+    (tmp_path / "meta.yaml").write_text("decoder:\n  type: ssd\n")
+    lines = []
+    with pytest.raises(MetadataError, match="decoder.type"):
+        export_model(ckpt, tmp_path / "o.onnx", meta_overrides=str(tmp_path / "meta.yaml"), log=lines.append)
+    assert not any(line.startswith("exported") for line in lines) and _leftovers(tmp_path) == []
+
+
 def test_unknown_torchvision_name_suggests(tmp_path):
     with pytest.raises(ModelError, match="resnet18"):
         export_model("torchvision:resnet19", tmp_path / "o.onnx", **QUIET)

@@ -55,6 +55,9 @@ def test_third_party_model_with_dynamic_dims(tmp_path):
     assert info["inputs"][0]["shape"] == ["n", 3, "h", "w"]
     assert info["metadata"] is None and info["params"] > 0
     assert info["flops"] is None and "dynamic" in info["flops_note"]
+    pinned = inspect_model(str(path), target="jetson-nano", input_size="16")
+    assert pinned["flops"] > 0 and pinned["cost_input_shapes"] == {"input": [1, 3, 16, 16]}
+    assert pinned["estimate"]["latency_ms"] > 0
     ops = [(p["op"], p["severity"]) for p in info["lint"]["problems"]]
     assert ("opset", "error") in ops and ("(input)", "warning") in ops and not info["lint"]["ok"]
     # only a dynamic batch: FLOPs are counted at batch 1
