@@ -121,6 +121,29 @@ def test_latency_copies_vs_zero_copy(tiny, cache_dir, report):
     assert figures["zero_copy"]["h2d_ms"] == 0.0 or figures["zero_copy"]["h2d_ms"] < 0.01
 
 
+def _without_samples(value):
+    """The report is pasted into an issue: keep the statistics, drop the raw samples."""
+    if isinstance(value, dict):
+        return dict((k, _without_samples(v)) for k, v in value.items() if k != "samples")
+    if isinstance(value, list):
+        return [_without_samples(v) for v in value]
+    return value
+
+
+def test_edgekit_profile_on_the_engine(tiny, cache_dir, report):
+    """The profiler's own path (`edgekit profile --backend tensorrt --layers`) on the board."""
+    try:
+        from edgekit.profiler.run import profile_model
+    except ImportError as exc:
+        pytest.skip("edgekit's profiler is not importable: %s" % exc)
+    result = profile_model(tiny, backend="tensorrt", warmup_ms=100, duration_s=1.0, layers=3, telemetry=not STANDIN,
+                           runner_options={"cache_dir": cache_dir}, log=lambda message: None)
+    report["profile"] = _without_samples({"latency_ms": result["latency_ms"], "backend_timing_ms": result.get("backend_timing_ms"),
+                         "context": result["context"], "layers": result.get("layers"),
+                         "telemetry": result.get("telemetry"), "warnings": result.get("warnings")})
+    assert result["iterations"] > 0 and result["context"]["backend"] == "tensorrt"
+
+
 def test_one_camera_frame(report, tmp_path):
     import camera_check
 

@@ -27,7 +27,7 @@ def test_suite_is_collected_and_skipped_here_with_the_reason(tmp_path, monkeypat
     monkeypatch.setattr(os, "environ", env)
     proc, report = selftest(tmp_path)
     assert proc.returncode == 3, proc.stdout            # nothing ran
-    assert "0 passed, 0 failed, 8 skipped" in report
+    assert "0 passed, 0 failed, 9 skipped" in report
     assert "no TensorRT Python bindings here (python3-libnvinfer); run jetson/selftest on a Jetson" in report
     assert "Nothing ran" in report and "### doctor" in report
 
@@ -37,8 +37,9 @@ def test_suite_code_runs_against_the_standins(tmp_path, api):
     proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_SELFTEST_STANDIN_API=api)
     assert proc.returncode == 0, proc.stdout
     assert "**STAND-IN run**" in report and "nothing here was measured on hardware" in report
-    assert "6 passed, 0 failed, 2 skipped" in report
+    assert "7 passed, 0 failed, 2 skipped" in report
     assert '"zero_copy"' in report and '"compute_ms"' in report
+    assert '"samples"' not in report and '"Conv_0"' in report          # per-layer times via IProfiler
 
 
 def test_jetson_python_files_are_python36():

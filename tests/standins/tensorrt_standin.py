@@ -83,6 +83,11 @@ def make_module(gpu, api="8.2"):
             pass
     trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
 
+    class IProfiler(object):
+        def __init__(self):
+            pass
+    trt.IProfiler = IProfiler
+
     class ITensor(object):
         __slots__ = ("name", "shape", "dtype")
 
@@ -90,10 +95,11 @@ def make_module(gpu, api="8.2"):
             self.name, self.shape, self.dtype = name, tuple(shape), dtype
 
     class INetworkDefinition(object):
-        __slots__ = ("flags", "inputs", "outputs", "onnx", "has_qdq")
+        __slots__ = ("flags", "inputs", "outputs", "onnx", "has_qdq", "layers")
 
         def __init__(self, flags):
             self.flags, self.inputs, self.outputs, self.onnx, self.has_qdq = flags, [], [], None, False
+            self.layers = []
 
         @property
         def num_inputs(self):
@@ -148,6 +154,7 @@ def make_module(gpu, api="8.2"):
                                     for o in session.get_outputs()]
             self.network.onnx = bytes(model)
             self.network.has_qdq = any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+            self.network.layers = [n.name or "%s_%d" % (n.op_type, i) for i, n in enumerate(proto.graph.node)]
             return True
 
         @property
@@ -261,7 +268,7 @@ def make_module(gpu, api="8.2"):
                       "fp16": trt.BuilderFlag.FP16 in config.flags, "int8": trt.BuilderFlag.INT8 in config.flags,
                       "inputs": [[t.name, list(t.shape), t.dtype.name.split(".")[1]] for t in network.inputs],
                       "outputs": [[t.name, list(t.shape), t.dtype.name.split(".")[1]] for t in network.outputs],
-                      "profile": profile}
+                      "profile": profile, "layers": network.layers}
             text = json.dumps(header).encode("utf-8")
             return bytearray(MAGIC + b"%08d" % len(text) + text + network.onnx)
     trt.Builder = Builder
@@ -368,10 +375,11 @@ def make_module(gpu, api="8.2"):
                 return self._profile(self._index(name))
 
     class IExecutionContext(object):
-        __slots__ = ("engine", "shapes", "addresses")
+        __slots__ = ("engine", "shapes", "addresses", "profiler")
 
         def __init__(self, engine):
             self.engine = engine
+            self.profiler = None
             self.shapes = dict((i, list(item[1])) for i, item in enumerate(engine.io) if item[3])
             self.addresses = {}
 
@@ -416,6 +424,10 @@ def make_module(gpu, api="8.2"):
                     raw = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
                     gpu.resolve(addresses[i], raw.nbytes)[:] = raw
                 gpu.clock_ms += gpu.compute_ms
+                layers = self.engine.header.get("layers") or ["network"]
+                if self.profiler is not None:        # IProfiler: per-layer times, reported as the work completes
+                    for layer in layers:
+                        self.profiler.report_layer_time(layer, gpu.compute_ms / len(layers))
             stream.enqueue(run)
             return True
 
