@@ -348,6 +348,7 @@ class HttpServer(Sink):
         self.streams = 0
         self.connections = 0
         self.submitted = 0
+        self.last_error = None
         self._sockets = set()
         self._server = None
         self._thread = None
@@ -366,7 +367,7 @@ class HttpServer(Sink):
 
     def stats(self):
         return {"submitted": self.submitted, "streams": self.streams, "connections": self.connections,
-                "encodes": self.latest.encodes, "dropped": 0}
+                "encodes": self.latest.encodes, "dropped": 0, "last_error": self.last_error}
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -474,12 +475,21 @@ class HttpServer(Sink):
         if name == "stream":
             return self._stream(handler, head)
         if name is not None:
-            response = getattr(self, "_route_" + name)()
+            response = self._call_route(name)
         elif path in ASSETS:
             response = self._asset(path, parts.query)
         else:
             response = json_response(404, {"error": "not found"})
         self._reply(handler, route, response, head)
+
+    def _call_route(self, name):
+        """A fault in a route (drawing, encoding, a broken record) is a 500 for that request only."""
+        try:
+            return getattr(self, "_route_" + name)()
+        except Exception as exc:
+            self.last_error = "%s: %s: %s" % (name, type(exc).__name__, exc)
+            self.metrics.inc("http_errors_total", route=name)
+            return json_response(500, {"error": "internal error in %s" % name})
 
     def _reply(self, handler, route, response, head):
         self.count(handler, response.status, route)
@@ -591,6 +601,9 @@ class HttpServer(Sink):
                 self._stream_frames(handler.wfile)
         except (OSError, ConnectionError, socket.timeout):
             pass                                  # the client went away
+        except Exception as exc:                  # drawing/encoding fault: end this stream only
+            self.last_error = "stream: %s: %s" % (type(exc).__name__, exc)
+            self.metrics.inc("http_errors_total", route="stream")
         finally:
             self._stream_done()
 
@@ -640,6 +653,7 @@ class HttpServer(Sink):
         m.describe("http_rejected_total", "counter", "connections or streams refused by a limit")
         m.describe("http_stream_frames_total", "counter", "frames written to MJPEG streams")
         m.describe("http_jpeg_encodes_total", "counter", "frames annotated and JPEG-encoded")
+        m.describe("http_errors_total", "counter", "requests that failed inside the server (500)")
 
 
 ROUTES = {

@@ -482,3 +482,22 @@ def test_nan_and_infinity_become_null(server):
     body = request(s, "/v1/latest")[2].decode()
     assert json.loads(body) == {"seq": 1, "score": None, "box": [1.0, None], "arr": [None]}
     assert "NaN" not in body and "Infinity" not in body
+
+
+def test_a_broken_frame_or_result_is_a_500_for_that_request_only(server, frames):
+    s = server(stream_fps=0)
+    frame, record = frames(1)
+    record["result"]["detections"][0]["box"] = "not a box"
+    s.submit(record, frame)
+    status, _, body = request(s, "/v1/snapshot.jpg")
+    assert status == 500 and json.loads(body) == {"error": "internal error in snapshot"}
+    assert "snapshot" in s.stats()["last_error"]
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    conn.request("GET", "/v1/stream.mjpg")
+    resp = conn.getresponse()
+    assert resp.status == 200 and read_parts(resp, 1) == []          # the stream ends, nothing hangs
+    conn.close()
+    assert request(s, "/healthz")[0] == 200 and request(s, "/v1/latest")[0] == 200
+    s.submit(*reversed(frames(2)))                                     # the next good frame is fine
+    assert request(s, "/v1/snapshot.jpg")[0] == 200
+    assert 'edgekit_http_errors_total{route="snapshot"} 1' in request(s, "/metrics")[2].decode()
