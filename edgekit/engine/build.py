@@ -164,6 +164,7 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
     shapes = parse_shapes(shapes)
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir or cache.default_cache_dir()))
     _check_writable(cache_dir)
+    cache.remove_stale_temps(cache_dir)
     trt = trt_api.import_tensorrt()
     gpu = cuda_api.open_gpu().open_or_share(0)
     try:

@@ -156,9 +156,31 @@ def remove(*paths):
             pass
 
 
+def remove_stale_temps(cache_dir, older_than=3600.0):
+    """Temporary files of writes that never finished (a build killed by the OOM killer mid-write).
+    Only those older than ``older_than`` seconds: a concurrent build's temp file is left alone."""
+    import time
+
+    if not os.path.isdir(cache_dir):
+        return 0
+    now, count = time.time(), 0
+    for name in os.listdir(cache_dir):
+        path = os.path.join(cache_dir, name)
+        if name.startswith(".") and name.endswith(".tmp") and (ENGINE_EXT in name or "timing-" in name):
+            try:
+                if now - os.path.getmtime(path) >= older_than:
+                    os.unlink(path)
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
 def clear(cache_dir):
-    """Remove every engine and sidecar (nothing else) from the cache directory. Returns the count of engines."""
+    """Remove every engine and sidecar (nothing else) from the cache directory, and leftovers of
+    interrupted writes. Returns the count of engines."""
     found = entries(cache_dir)
     for entry in found:
         remove(entry.engine, entry.sidecar)
+    remove_stale_temps(cache_dir, older_than=0)
     return len(found)

@@ -79,3 +79,15 @@ def test_entries_of_a_missing_directory_is_empty(tmp_path):
 @pytest.mark.parametrize("stem", ["", "../x", "a b"])
 def test_model_stem_is_safe(stem):
     assert "/" not in cache.model_stem(stem + ".onnx") and " " not in cache.model_stem(stem + ".onnx")
+
+
+def test_leftovers_of_interrupted_writes_are_removed_when_old(tmp_path):
+    old = tmp_path / ".m-fp16-abc.engine.x1y2.tmp"
+    fresh = tmp_path / ".m-fp16-abc.engine.z3.tmp"
+    other = tmp_path / ".notes.tmp"
+    for path in (old, fresh, other):
+        path.write_bytes(b"partial")
+    os.utime(str(old), (1000000000, 1000000000))
+    assert cache.remove_stale_temps(str(tmp_path)) == 1
+    assert not old.exists() and fresh.exists() and other.exists()
+    assert cache.clear(str(tmp_path)) == 0 and not fresh.exists() and other.exists()
