@@ -304,11 +304,11 @@ class Daemon(object):
     # -- running ----------------------------------------------------------------------------
     def run(self, max_frames=None):
         """Serve until SIGTERM/SIGINT, ``max_frames`` or the end of a finite source. Returns the summary."""
+        self._install_signals()            # before the model loads: SIGHUP's default would kill us
         if self.pipeline is None:
             with self._keepalive():
                 self.build()
         max_frames = max_frames or self.cfg["pipeline"]["max_frames"]
-        self._install_signals()
         self._thread = threading.Thread(target=self._work, args=(max_frames,), name="pipeline")
         self._thread.daemon = True
         self._thread.start()
