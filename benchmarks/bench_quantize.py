@@ -24,7 +24,7 @@ from _common import ROOT, claim, write  # noqa: E402
 WORK = os.path.join(ROOT, "runs", "bench", "quantize-work")
 SPEED_MODELS = (("resnet18", 2.5), ("mobilenet_v2", 1.8))
 # The recipe's 20 epochs take too long on a shared 2-core box; the accuracy *drop* is what is measured.
-DETECTOR_EPOCHS = int(os.environ.get("EDGEKIT_BENCH_DETECTOR_EPOCHS", "8"))
+DETECTOR_EPOCHS = int(os.environ.get("EDGEKIT_BENCH_DETECTOR_EPOCHS", "4"))
 
 
 def _log(message):
@@ -97,12 +97,74 @@ def _train_and_export(recipe, task, data, out_dir, epochs=None):
     return onnx_path
 
 
+MIN_TRAINED_ACCURACY = 0.9       # below this the model is not "trained" and the drop says little
+
+
+def own_classifier(data, path, epochs=8, seed=0):
+    """Fallback: a small CNN trained here on the shapes ImageFolder (images through the shared
+    Preprocessor), exported with edgekit metadata."""
+    import numpy as np
+    import onnx
+    import torch
+
+    from edgekit.desktop.data import list_image_folder
+    from edgekit.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, attach_to_onnx
+    from edgekit.vision.preprocess import Preprocessor, read_image
+
+    samples, names = list_image_folder(os.path.join(data, "train"))
+    meta = ModelMeta(task="classification", labels=names, input={"name": "images", "shape": [1, 3, 64, 64]},
+                     preprocess={"color": "RGB", "resize": "stretch", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                     decoder={"type": "classification", "top_k": 3}, source={"recipe": "bench_quantize fallback"})
+    pre = Preprocessor.from_meta(meta)
+    x = torch.from_numpy(np.concatenate([pre(read_image(p))[0] for p, _ in samples]))
+    y = torch.tensor([c for _, c in samples])
+    torch.manual_seed(seed)
+
+    def block(cin, cout):
+        return [torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(),
+                torch.nn.MaxPool2d(2)]
+
+    model = torch.nn.Sequential(*(block(3, 16) + block(16, 32) + block(32, 64)), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(64, len(names)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 32):
+            idx = order[i:i + 32]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    torch.onnx.export(model, torch.zeros(1, 3, 64, 64), path, input_names=["images"], output_names=["logits"],
+                      opset_version=13, dynamo=False)
+    proto = onnx.load(path)
+    attach_to_onnx(proto, meta)
+    onnx.save(proto, path)
+    return path
+
+
 def classifier_accuracy(results):
     from edgekit.desktop.data import make_shapes
     from edgekit.desktop.quantize import quantize
 
     data = make_shapes(os.path.join(WORK, "shapes-cls"), task="classification", train=2000, val=400, size=64)
-    model = _train_and_export("shapes-classifier", "classification", data, WORK)
+    model, source = None, "edgekit.desktop.train (recipe shapes-classifier)"
+    try:
+        model = _train_and_export("shapes-classifier", "classification", data, WORK)
+    except Exception as exc:
+        results["errors"]["classifier-training"] = "%s: %s" % (type(exc).__name__, exc)
+    if model is not None:
+        first = quantize(model, os.path.join(WORK, "probe.fp16.onnx"), "fp16", "jetson-nano",
+                         val=os.path.join(data, "val"), show=False)
+        if first["reference"]["accuracy"] < MIN_TRAINED_ACCURACY:
+            _log("  the recipe's model reaches %.1f%% val accuracy only: training a small CNN here instead"
+                 % (100 * first["reference"]["accuracy"]))
+            model = None
+    if model is None:
+        source = "own small CNN trained in this benchmark (fallback)"
+        model = own_classifier(data, os.path.join(WORK, "own-classifier.onnx"))
+    results["accuracy"]["classifier_source"] = source
     for target, scheme in (("x86-cpu", "U8S8"), ("jetson-orin-nano", "S8S8")):
         report = quantize(model, os.path.join(WORK, "shapes-classifier.%s.int8.onnx" % target), "int8", target,
                           calib=os.path.join(data, "train"), calib_count=200, val=os.path.join(data, "val"),
@@ -110,7 +172,8 @@ def classifier_accuracy(results):
         results["accuracy"]["shapes-classifier/" + target] = {
             "reference": report["reference"]["accuracy"], "quantized": report["quantized"]["accuracy"],
             "drop_pp": report["drop_pp"], "agreement": report["quantized"]["agreement"]}
-        results["claims"].append(claim("shapes-classifier INT8 %s (%s) top-1 drop" % (scheme, target),
+        results["claims"].append(claim("shapes-classifier INT8 %s (%s) top-1 drop (FP32 accuracy %.3f)"
+                                       % (scheme, target, report["reference"]["accuracy"]),
                                        report["drop_pp"], "<= 1 pp", unit=" pp", ok=report["drop_pp"] <= 1.0))
 
 
@@ -128,7 +191,9 @@ def detector_accuracy(results):
     results["accuracy"]["shapes-detector/x86-cpu"] = {
         "reference": report["reference"]["map50"], "quantized": report["quantized"]["map50"],
         "drop_pp": report["drop_pp"], "agreement": report["quantized"]["agreement"]}
-    results["claims"].append(claim("shapes-detector INT8 U8S8 (x86-cpu) mAP@0.5 drop", report["drop_pp"],
+    results["accuracy"]["shapes-detector/x86-cpu"]["epochs"] = DETECTOR_EPOCHS
+    results["claims"].append(claim("shapes-detector INT8 U8S8 (x86-cpu) mAP@0.5 drop (FP32 mAP@0.5 %.3f after %d "
+                                   "epochs)" % (report["reference"]["map50"], DETECTOR_EPOCHS), report["drop_pp"],
                                    "<= 1 pp", unit=" pp", ok=report["drop_pp"] <= 1.0))
 
 

@@ -7,7 +7,8 @@ shared runner + decoder path the daemon uses). Measures:
 - detection with labels (YOLO data.yaml): mAP@0.5 (``edgekit.vision.metrics.evaluate_detections``)
   over detections scoring at least 0.05 (as training evaluates; ``eval_meta``);
 - always, between a reference and a candidate model: ``top1`` agreement (same top class; for
-  detectors, same class of the best detection with IoU >= 0.5, or both empty) and ``cosine``
+  detectors, same class of the best detection above the served score threshold with IoU >= 0.5,
+  or both empty) and ``cosine``
   (mean over images of the cosine similarity of all raw outputs).
 """
 
@@ -142,10 +143,10 @@ def run_model(model_path, meta, evalset, desc="evaluating", show=True):
     return Run(outputs, results)
 
 
-def _top(result):
+def _top(result, min_score=None):
     if result.get("task") == "classification":
         return result["top"][0]["index"] if result["top"] else None
-    dets = result.get("detections") or []
+    dets = [d for d in result.get("detections") or [] if min_score is None or d["score"] >= min_score]
     return max(dets, key=lambda d: d["score"]) if dets else None
 
 
@@ -157,8 +158,8 @@ def _iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def _same_top(ref, cand):
-    a, b = _top(ref), _top(cand)
+def _same_top(ref, cand, min_score=None):
+    a, b = _top(ref, min_score), _top(cand, min_score)
     if a is None or b is None or not isinstance(a, dict):
         return a == b
     return a["index"] == b["index"] and _iou(a["box"], b["box"]) >= 0.5
@@ -173,10 +174,13 @@ def cosine(a, b):
     return float(np.dot(a, b) / (na * nb))
 
 
-def agreement(ref, cand):
-    """{"top1": share of images with the same top prediction, "cosine": mean output cosine, "images"}."""
+def agreement(ref, cand, min_score=None):
+    """{"top1": share of images with the same top prediction, "cosine": mean output cosine, "images"}.
+
+    ``min_score``: for detectors, only detections the served model would report (its own
+    score threshold) compete for the top; both empty counts as agreeing."""
     n = len(ref.results)
-    same = sum(1 for r, c in zip(ref.results, cand.results) if _same_top(r, c))
+    same = sum(1 for r, c in zip(ref.results, cand.results) if _same_top(r, c, min_score))
     cos = [cosine([o[k] for k in sorted(o)], [q[k] for k in sorted(q)]) for o, q in zip(ref.outputs, cand.outputs)]
     return {"top1": same / float(n) if n else None, "cosine": float(np.mean(cos)) if cos else None, "images": n}
 

@@ -246,7 +246,8 @@ def evaluate_candidate(job, ref_run, path, desc):
 
     run = evaluate.run_model(path, job.eval_meta, job.evalset, desc=desc, show=job.show)
     cand_metric = evaluate.metric(run, job.evalset, job.eval_meta)
-    agree = evaluate.agreement(ref_run, run)
+    agree = evaluate.agreement(ref_run, run, min_score=job.meta.decoder.get("score_threshold")
+                               if job.meta.task == "detection" else None)
     drop, basis = drop_pp(job, job.ref_metric, cand_metric, agree)
     return run, cand_metric, agree, drop, basis
 
