@@ -73,8 +73,8 @@ def render(info):
         out += ["estimate: %s" % info["estimate_note"]]
     if info.get("layers"):
         rows = [[r["name"], r["op"], (r["flops"] or 0) / 1e6 if r["flops"] is not None else None, r["params"],
-                 r.get("est_ms")] for r in info["layers"]]
-        out += ["", format_table(rows, ["layer", "op", "MFLOPs", "params", "est ms"], digits=3)]
+                 r.get("est_ms"), r.get("lint", "")] for r in info["layers"]]
+        out += ["", format_table(rows, ["layer", "op", "MFLOPs", "params", "est ms", "lint"], digits=3)]
     out += ["", summary_line(info["lint"])] + format_problems(info["lint"])
     for note in info["lint"].get("notes", []):
         out.append("  note: %s" % note)

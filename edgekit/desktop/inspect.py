@@ -174,9 +174,13 @@ def inspect_model(path, target=None, layers=False, input_size=None):
         (k, estimate[k]) for k in ("target", "precision", "latency_ms", "method", "error_note"))
     if estimate_note:
         info["estimate_note"] = estimate_note
+    info["lint"] = lint_model(model, target)
     if layers:
         info["layers"] = _layers(costs, estimate)
-    info["lint"] = lint_model(model, target)
+        flagged = dict((p["node"], p["severity"]) for p in info["lint"]["problems"])
+        for row in info["layers"]:
+            if row["name"] in flagged:
+                row["lint"] = flagged[row["name"]]
     return info
 
 

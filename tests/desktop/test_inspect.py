@@ -67,6 +67,15 @@ def test_third_party_model_with_dynamic_dims(tmp_path):
     assert inspect_model(str(path2))["flops"] > 0
 
 
+def test_layers_carry_their_lint_verdict(tmp_path):
+    path = tmp_path / "masked.onnx"
+    torch.onnx.export(em.Masked().eval(), (torch.zeros(1, 3, 8, 8),), str(path), opset_version=13,
+                      input_names=["images"], dynamo=False)
+    info = inspect_model(str(path), layers=True)
+    flagged = [(row["op"], row["lint"]) for row in info["layers"] if "lint" in row]
+    assert flagged == [("NonZero", "error")] and not info["lint"]["ok"]
+
+
 def test_target_without_tensorrt(exported):
     info = inspect_model(exported, target="x86-cpu")
     assert info["lint"]["tensorrt"] is None and info["lint"]["ok"]
