@@ -35,7 +35,7 @@ def wait_port(port, timeout=10.0):
 class Broker(object):
     """A real mosquitto on 127.0.0.1:<free port>, anonymous, that a test can stop and restart."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=""):
         self.port = free_port()
         self.workdir = str(workdir)
         self.config = os.path.join(self.workdir, "mosquitto.conf")
@@ -48,6 +48,7 @@ class Broker(object):
                          "persistence_location %s/\nautosave_interval 0\n"
                          "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\n"
                          % (self.port, self.workdir, self.log))
+            handle.write(extra)
         self.proc = None
 
     def start(self):
@@ -81,6 +82,25 @@ def broker(tmp_path):
     try:
         yield b
     finally:
+        b.stop()
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """make_broker(extra_config_lines) -> a started Broker (TLS listeners, password files...)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt install mosquitto; .ci/system-packages.sh installs it)")
+    made = []
+
+    def make(extra=""):
+        workdir = tmp_path / ("broker%d" % len(made))
+        workdir.mkdir()
+        b = Broker(workdir, extra).start()
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
         b.stop()
 
 

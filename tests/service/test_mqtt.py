@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ STATUS = {"ready": True, "model": "tiny.onnx", "precision": "fp16", "fps": 29.5,
 class Watcher(object):
     """A subscriber (paho 2 here) collecting (topic, payload, qos, retain)."""
 
-    def __init__(self, port, topics, client_id="", clean=True):
+    def __init__(self, port, topics, client_id="", clean=True, tls_ca=None, auth=None):
         import paho.mqtt.client as mqtt
 
         self.messages = []
@@ -43,6 +44,10 @@ class Watcher(object):
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
+        if tls_ca:
+            self.client.tls_set(ca_certs=tls_ca)
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         assert self.subscribed.wait(10), "subscriber could not subscribe"
@@ -237,6 +242,10 @@ def test_no_broker_submit_never_blocks_and_bounds_the_buffer():
         stats = sink.stats()
         assert stats["buffered"] == 100 and stats["dropped"] == 9900 and not stats["connected"]
         assert results.count(False) == 9900 and metrics.get("mqtt_dropped_total") == 9900
+        deadline = time.time() + 5
+        while sink.stats()["last_error"] is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert "cannot reach the broker" in sink.stats()["last_error"]
     finally:
         t0 = time.time()
         sink.close(timeout=1)
@@ -281,3 +290,75 @@ def test_payloads_are_strict_json():
     text = dumps({"seq": np.int64(4), "score": float("nan"), "box": np.array([1.5, np.inf])})
     assert json.loads(text) == {"seq": 4, "score": None, "box": [1.5, None]}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def make_certificates(directory):
+    """A throw-away CA and a server certificate for 127.0.0.1 (EC keys: fast)."""
+    d = str(directory)
+
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=edgekit test CA")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "san.ext"), "w") as handle:
+        handle.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return {name: os.path.join(d, name) for name in ("ca.crt", "server.crt", "server.key")}
+
+
+def test_tls_with_a_private_ca(make_broker, watchers, tmp_path, record):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    certs = make_certificates(tmp_path)
+    broker = make_broker("cafile %s\ncertfile %s\nkeyfile %s\n"
+                         % (certs["ca.crt"], certs["server.crt"], certs["server.key"]))
+    w = watchers(broker.port, ["edgekit/cam7/results"], tls_ca=certs["ca.crt"])
+    sink = MqttSink("127.0.0.1", broker.port, device_id="cam7", telemetry_interval=None,
+                    tls={"ca_certs": certs["ca.crt"]}).start()
+    try:
+        assert sink.wait_connected(10)
+        for seq in range(5):
+            sink.submit(record(seq, device="cam7"))
+        assert w.wait(lambda: sorted(set(w.seqs())) == list(range(5)))
+    finally:
+        sink.close()
+    plain = MqttSink("127.0.0.1", broker.port, device_id="cam7b", telemetry_interval=None).start()
+    try:
+        assert not plain.wait_connected(1.0)               # a TLS listener: plain MQTT gets nowhere
+    finally:
+        plain.close(timeout=0.5)
+
+
+def test_tls_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="tls.ca_certs: no such file"):
+        MqttSink("127.0.0.1", tls={"ca_certs": str(tmp_path / "missing.crt")})
+    with pytest.raises(ConfigError, match="unknown keys: cafile"):
+        MqttSink("127.0.0.1", tls={"cafile": "x"})
+    assert MqttSink("127.0.0.1", tls=True).tls == {}
+
+
+def test_username_and_password(make_broker, watchers, tmp_path, record):
+    passwords = tmp_path / "passwords"
+    passwords.write_text("")
+    for user, password in (("cam", "right-password"), ("viewer", "viewer-password")):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+    broker = make_broker("allow_anonymous false\npassword_file %s\n" % passwords)
+    w = watchers(broker.port, ["edgekit/cam8/results"], auth=("viewer", "viewer-password"))
+    good = MqttSink("127.0.0.1", broker.port, device_id="cam8", username="cam", password="right-password",
+                    telemetry_interval=None).start()
+    bad = MqttSink("127.0.0.1", broker.port, device_id="cam9", username="cam", password="wrong",
+                   telemetry_interval=None, reconnect_min=0.2, reconnect_max=0.5).start()
+    try:
+        assert good.wait_connected(10)
+        good.submit(record(1, device="cam8"))
+        assert w.wait(lambda: w.seqs() == [1])
+        assert not bad.wait_connected(1.0)
+        assert "refused" in bad.stats()["last_error"]
+        assert bad.submit(record(2, device="cam9")) and bad.stats()["buffered"] == 1   # kept for later
+    finally:
+        good.close()
+        bad.close(timeout=0.5)

@@ -14,6 +14,9 @@ most ``max_inflight`` unacknowledged; paho re-sends those after a reconnect, so 
 delivered at least once (duplicates are possible, losses within the bound are not).
 paho reconnects by itself with exponential backoff (``reconnect_delay_set``, ``loop_start``).
 
+TLS: ``tls=True`` (system CAs) or ``tls={"ca_certs": ..., "certfile": ..., "keyfile": ...}`` (client
+certificates optional); ``username``/``password`` for brokers that require them.
+
 paho-mqtt is imported when the sink starts; 1.x (``Client(client_id=...)``, JetPack's 1.6) and 2.x
 (``Client(CallbackAPIVersion.VERSION2, ...)``) both work.
 """
@@ -92,6 +95,30 @@ def _check_topic_part(key, value, allow_slash):
                           hint="use letters, digits, - and _ (no +, #%s)" % ("" if allow_slash else " or /"))
 
 
+TLS_KEYS = ("ca_certs", "certfile", "keyfile", "insecure")
+
+
+def _check_tls(tls):
+    """None/False: plain TCP; True: TLS with the system's CAs; a dict: ca_certs, certfile, keyfile
+    (files that must exist), insecure (skip the host name check)."""
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        return {}
+    if not isinstance(tls, dict):
+        raise ConfigError("mqtt tls must be true, false or a mapping of %s" % ", ".join(TLS_KEYS))
+    unknown = sorted(set(tls) - set(TLS_KEYS))
+    if unknown:
+        raise ConfigError("mqtt tls has unknown keys: %s" % ", ".join(unknown), hint="use %s" % ", ".join(TLS_KEYS))
+    for key in ("ca_certs", "certfile", "keyfile"):
+        path = tls.get(key)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError("mqtt tls.%s: no such file %s" % (key, path), hint="check the path")
+    if tls.get("keyfile") and not tls.get("certfile"):
+        raise ConfigError("mqtt tls.keyfile needs tls.certfile (the client certificate)")
+    return dict(tls)
+
+
 def _paho():
     try:
         import paho.mqtt.client as mqtt
@@ -117,7 +144,7 @@ class MqttSink(Sink):
     def __init__(self, host, port=1883, device_id="edgekit", topic_prefix="edgekit", qos=1, buffer=1000,
                  metrics=None, status_fn=None, telemetry_interval=10.0, username=None, password=None,
                  keepalive=30, client_id=None, max_inflight=20, reconnect_min=1.0, reconnect_max=30.0,
-                 thermal_root=THERMAL_ROOT):
+                 thermal_root=THERMAL_ROOT, tls=None):
         if not host:
             raise ConfigError("mqtt host is empty", hint="set mqtt.host (e.g. 127.0.0.1)")
         _check_topic_part("device_id", device_id, allow_slash=False)
@@ -129,6 +156,7 @@ class MqttSink(Sink):
                 raise ConfigError("mqtt %s must be a positive integer, got %r" % (key, value))
         if telemetry_interval is not None and telemetry_interval <= 0:
             raise ConfigError("mqtt telemetry_interval must be positive (or null to disable)")
+        self.tls = _check_tls(tls)
         self.host, self.port = host, port
         self.device_id = device_id
         self.qos = qos
@@ -199,12 +227,18 @@ class MqttSink(Sink):
         client = new_client(self.client_id)
         if self.username:
             client.username_pw_set(self.username, self.password)
+        if self.tls is not None:
+            client.tls_set(ca_certs=self.tls.get("ca_certs"), certfile=self.tls.get("certfile"),
+                           keyfile=self.tls.get("keyfile"))
+            if self.tls.get("insecure"):
+                client.tls_insecure_set(True)
         client.will_set(self.topics["status"], self._status_payload("offline"), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=self.reconnect_min, max_delay=self.reconnect_max)
         # our window is the limit; paho's own (which would queue, then resend oddly) never binds
         client.max_inflight_messages_set(self.max_inflight + 10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         self._client = client
         client.connect_async(self.host, self.port, keepalive=self.keepalive)
@@ -252,12 +286,15 @@ class MqttSink(Sink):
         self._set_gauge("mqtt_connected", 1)
         self._publish(self.topics["status"], self._status_payload("online"), retain=True)
 
+    def _on_connect_fail(self, client, userdata, *rest):
+        self.last_error = "cannot reach the broker at %s:%s (retrying)" % (self.host, self.port)
+
     def _on_disconnect(self, client, userdata, *args):
         rc = args[1] if len(args) >= 2 else (args[0] if args else 0)
         with self._cond:
-            self._connected = False
+            was_connected, self._connected = self._connected, False
             self._cond.notify_all()
-        if _code(rc) != 0:
+        if _code(rc) != 0 and was_connected:       # (a refused connection says so in _on_connect)
             self.last_error = "connection to %s:%s lost (%s)" % (self.host, self.port, rc)
         self._set_gauge("mqtt_connected", 0)
 
