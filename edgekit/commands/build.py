@@ -23,7 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--cache-dir", metavar="DIR",
                         help="engine cache (default: $EDGEKIT_CACHE_DIR or ~/.cache/edgekit/engines)")
     parser.add_argument("--force", action="store_true",
-                        help="build a precision this GPU cannot run fast (with a warning), and rebuild a cached engine")
+                        help="build a precision this GPU cannot run fast (with a warning); --clear rebuilds from scratch")
     parser.add_argument("--print-trtexec", action="store_true",
                         help="print the equivalent trtexec command line and exit (needs no TensorRT)")
     parser.add_argument("--target", default=None,

@@ -153,9 +153,18 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
                  shapes=None, timing_cache=None, force=False, log=say):
     """Return the cached engine for this model on this device, building it when needed.
 
-    Raises BackendUnavailable where TensorRT or pycuda is absent, PrecisionError for a precision the
-    GPU cannot run fast (unless ``force``), MemoryShortage when the board cannot hold the build.
+    Raises BackendUnavailable where TensorRT or a CUDA binding (pycuda, cuda-python) is absent,
+    PrecisionError for a precision the GPU cannot run fast (unless ``force``), MemoryShortage when the
+    board cannot hold the build.
     """
+    return ensure_engine(onnx_path, precision, cache_dir, workspace_mib, calib_cache, shapes, timing_cache, force,
+                         log)
+
+
+def ensure_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None, calib_cache=None,
+                  shapes=None, timing_cache=None, force=False, log=say, verify=True):
+    """build_engine, with ``verify=False`` for a caller that deserializes the engine itself next (the
+    TensorRT runner): a cached engine is then checked by key and sha256 only, not loaded twice."""
     onnx_path = os.path.abspath(str(onnx_path))
     _check_inputs(onnx_path, precision, calib_cache, timing_cache)
     if calib_cache is not None and precision != "int8":
@@ -170,19 +179,19 @@ def build_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=None
     try:
         with gpu.current():
             return _cached_or_built(trt, gpu.info(), onnx_path, precision, cache_dir, workspace_mib, calib_cache,
-                                    shapes, timing_cache, force, log)
+                                    shapes, timing_cache, force, log, verify)
     finally:
         gpu.close()
 
 
 def _cached_or_built(trt, device, onnx_path, precision, cache_dir, workspace_mib, calib_cache, shapes,
-                     timing_cache, force, log):
+                     timing_cache, force, log, verify):
     calib_sha = fsutil.sha256_file(calib_cache) if calib_cache else None
     key = cache.make_key(fsutil.sha256_file(onnx_path), trt.__version__, device["cuda"], device["gpu"],
                          device["compute_capability"], precision, shapes, calib_sha)
     stem = cache.model_stem(onnx_path)
     engine_path, sidecar_path = cache.entry_paths(cache_dir, stem, key)
-    if _usable(trt, engine_path, sidecar_path, key, log):
+    if _usable(trt, engine_path, sidecar_path, key, log, verify):
         log("engine from cache: %s" % engine_path)
         return EngineRecord(engine_path, sidecar_path, key, cache.key_hash(key), False,
                             meta=cache.read_sidecar(sidecar_path).get("meta"))
@@ -215,8 +224,8 @@ def _cached_or_built(trt, device, onnx_path, precision, cache_dir, workspace_mib
                         build_seconds=seconds, warnings=details["warnings"])
 
 
-def _usable(trt, engine_path, sidecar_path, key, log):
-    """True when the cached entry exists, its key matches, its bytes are intact and it deserializes."""
+def _usable(trt, engine_path, sidecar_path, key, log, verify=True):
+    """True when the cached entry exists, its key matches, its bytes are intact and (``verify``) it deserializes."""
     if not os.path.exists(engine_path):
         return False
     data = cache.read_sidecar(sidecar_path)
@@ -231,7 +240,7 @@ def _usable(trt, engine_path, sidecar_path, key, log):
             engine_bytes = handle.read()
         if data.get("engine_sha256") != fsutil.sha256_bytes(engine_bytes):
             reason = "the engine file is damaged (sha256 differs from its sidecar)"
-        elif not _deserializes(trt, engine_bytes):
+        elif verify and not _deserializes(trt, engine_bytes):
             reason = "it fails to deserialize with TensorRT %s" % trt.__version__
     if reason:
         log("cached engine %s: %s: rebuilding" % (os.path.basename(engine_path), reason))

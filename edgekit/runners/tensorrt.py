@@ -56,20 +56,29 @@ class TensorRTRunner(Runner):
         try:
             with self.gpu.current():
                 self.engine_path, self.record = self._engine_file()
-                self._load()
+                try:
+                    self._load()
+                except ModelError:
+                    if self.record is None or self.record.built:
+                        raise
+                    # served from the cache without a trial load, and it does not load: check it properly
+                    self.engine_path, self.record = self._engine_file(verify=True)
+                    self._load()
         except BaseException:
             self.gpu.close()
             raise
 
-    def _engine_file(self):
+    def _engine_file(self, verify=False):
+        """The engine to load: the file given, or the cache's engine for an ONNX file (checked by key
+        and sha256; ``_load`` deserializes it, and a cached engine that fails is rebuilt once)."""
         path = str(self.model_path)
         if not path.endswith(".onnx"):
             return path, None
-        from edgekit.engine.build import build_engine
+        from edgekit.engine.build import ensure_engine
 
         options = dict((k, self.options[k]) for k in BUILD_OPTIONS if self.options.get(k) is not None)
         options["precision"] = self._precision(path)
-        record = build_engine(path, **options)
+        record = ensure_engine(path, verify=verify, **options)
         return record.path, record
 
     def _precision(self, path):
@@ -95,7 +104,10 @@ class TensorRTRunner(Runner):
         with open(self.engine_path, "rb") as handle:
             data = handle.read()
         self._runtime = trt.Runtime(trt_api.make_logger(trt))
-        self.engine = self._runtime.deserialize_cuda_engine(data)
+        try:
+            self.engine = self._runtime.deserialize_cuda_engine(data)
+        except Exception:          # some releases raise instead of returning None
+            self.engine = None
         if self.engine is None:
             raise ModelError("TensorRT %s cannot load the engine %s (see its log above)" % (
                 trt.__version__, self.engine_path), hint="engines only run on the TensorRT version and GPU "

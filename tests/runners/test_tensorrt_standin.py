@@ -190,3 +190,33 @@ def test_predictor_runs_through_the_tensorrt_runner_like_onnxruntime(tmp_path, m
         expected = ort_model.predict(frame)
     assert [t["label"] for t in got["top"]] == [t["label"] for t in expected["top"]]
     np.testing.assert_allclose([t["score"] for t in got["top"]], [t["score"] for t in expected["top"]], atol=1e-5)
+
+
+def test_cached_engine_is_loaded_once_and_rebuilt_if_it_fails_to_load(tmp_path, monkeypatch):
+    import json
+
+    from edgekit.engine import build as build_mod
+
+    standin = install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    opts = dict(cache_dir=str(tmp_path / "c"), precision="fp16")
+    with open_runner("tensorrt", model, **opts) as runner:
+        path = runner.engine_path
+    loads = []
+    real = standin.trt.Runtime.deserialize_cuda_engine
+    monkeypatch.setattr(standin.trt.Runtime, "deserialize_cuda_engine",
+                        lambda self, data: loads.append(1) or real(self, data))
+    with open_runner("tensorrt", model, **opts) as runner:
+        assert runner.describe()["from_cache"] is True
+    assert len(loads) == 1                                  # no trial load before the real one
+    garbage = b"STANDIN-TRT-ENGINE\0" + b"broken"        # intact sha256 (sidecar updated), does not load
+    with open(path, "wb") as handle:
+        handle.write(garbage)
+    with open(path + ".json") as handle:
+        sidecar = json.load(handle)
+    sidecar["engine_sha256"] = build_mod.fsutil.sha256_bytes(garbage)
+    with open(path + ".json", "w") as handle:
+        json.dump(sidecar, handle)
+    with open_runner("tensorrt", model, **opts) as runner:
+        assert runner.describe()["from_cache"] is False      # rebuilt
+        assert runner.infer({"images": np.zeros((1, 3, 8, 8), np.float32)})["logits"].shape == (1, 4)

@@ -284,9 +284,13 @@ def make_module(gpu, api="8.2"):
             if not data.startswith(MAGIC):
                 self.logger.log(1, "1: [stdArchiveReader.cpp] Serialization assertion magicTagRead == kMAGIC_TAG failed.")
                 return None
-            size = int(data[len(MAGIC):len(MAGIC) + 8])
-            start = len(MAGIC) + 8
-            header = json.loads(data[start:start + size].decode("utf-8"))
+            try:
+                size = int(data[len(MAGIC):len(MAGIC) + 8])
+                start = len(MAGIC) + 8
+                header = json.loads(data[start:start + size].decode("utf-8"))
+            except ValueError:
+                self.logger.log(1, "1: [stdArchiveReader.cpp] Serialization assertion failed: truncated plan")
+                return None
             if header["version"] != trt.__version__:
                 self.logger.log(1, "The engine plan file is not compatible with this version of TensorRT, "
                                 "expecting library version %s got %s" % (trt.__version__, header["version"]))
