@@ -189,7 +189,7 @@ def make_bundle(model, out, precision=None, calib_cache=None, config=None, targe
             "files": files}
         for role in mf.ROLES:
             manifest[role] = next((name for r, name, _ in items if r == role), None)
-        with tarfile.open(tmp, "w:gz") as tar:
+        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:     # gzip's default: weights barely compress
             _add(tar, mf.MANIFEST_NAME, mf.dump_manifest(manifest), mtime=created)
             for _, name, content in items:
                 if isinstance(content, bytes):
