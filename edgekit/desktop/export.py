@@ -534,6 +534,11 @@ def _from_onnx(loaded, hw, batch, opset, note):
     if _opset(model) != before:
         note("converted the ONNX model from opset %s to %d" % (before, opset))
     name, dims = input_spec(model)
+    initializers = set(i.name for i in model.graph.initializer)
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ModelError("the ONNX model has %d inputs (%s); edgekit models take one image tensor" % (
+            len(inputs), ", ".join(inputs)), hint="export the part of the model that takes the image alone")
     if len(dims) != 4:
         raise ModelError("input %s has %d dimensions; edgekit models take one NCHW image tensor" % (name, len(dims)))
     h = dims[2] if isinstance(dims[2], int) and dims[2] > 0 else None

@@ -150,6 +150,18 @@ def test_onnx_passthrough_above_the_target_opset_names_the_op(tmp_path):
     assert report["opset"] == 17
 
 
+def test_onnx_passthrough_with_two_inputs_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in "ab"],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    src = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src))
+    with pytest.raises(ModelError, match="2 inputs"):
+        export_model(str(src), tmp_path / "o.onnx", **QUIET)
+
+
 def test_onnx_passthrough_with_dynamic_size_needs_input_size(tmp_path):
     src = tmp_path / "dyn.onnx"
     torch.onnx.export(em.Tiny().eval(), (torch.zeros(1, 3, 20, 20),), str(src), opset_version=13,
