@@ -501,3 +501,15 @@ def test_a_broken_frame_or_result_is_a_500_for_that_request_only(server, frames)
     s.submit(*reversed(frames(2)))                                     # the next good frame is fine
     assert request(s, "/v1/snapshot.jpg")[0] == 200
     assert 'edgekit_http_errors_total{route="snapshot"} 1' in request(s, "/metrics")[2].decode()
+
+
+def test_ipv6_loopback(server):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    try:
+        s = server(host="::1")
+    except ConfigError as exc:
+        pytest.skip("cannot bind ::1 here: %s" % exc)
+    assert s.url == "http://[::1]:%d/" % s.port
+    with urllib.request.urlopen(s.url + "healthz", timeout=10) as resp:
+        assert json.loads(resp.read())["status"] == "ok"
