@@ -264,3 +264,15 @@ def test_auto_exclude_grows_worst_first_until_within_limit():
     names, drop, trial, steps = auto_exclude(ranked, lambda n: (drops[tuple(n)], "t%d" % len(n)), 1.0)
     assert names == ["c", "a"] and drop == 0.5 and trial == "t2" and len(steps) == 2
     assert auto_exclude(ranked, lambda n: (9.0, None), 1.0)[0] is None
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_methods(assets, tmp_path, method):
+    out = str(tmp_path / "m.onnx")
+    report = quantize(assets["good"], out, "int8", "x86-trt10", calib=assets["calib"], calib_method=method,
+                      show=False)
+    assert report["calibration"]["method"] == method
+    assert any("needs at least 64" in w for w in report["warnings"])      # 14 images < 64
+    assert read_meta(out).extra["quantization"]["calibration"]["method"] == method
+    header, scales = read_calibration_cache(str(tmp_path / "m.calib"))
+    assert header == "TRT-100300-EntropyCalibration2" and scales
