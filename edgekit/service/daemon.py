@@ -5,9 +5,10 @@
 
 - systemd ``Type=notify`` without a dependency: datagrams to ``$NOTIFY_SOCKET`` (``@name`` is the
   abstract namespace). ``READY=1`` after the first good inference, ``WATCHDOG=1`` every
-  ``WATCHDOG_USEC``/2 while frames flow (the inference loop and the source's grabber both alive
-  and recent: a hung camera read or a hung inference stops the petting and systemd restarts the
-  service), ``STATUS=`` a line of live figures, ``RELOADING=1`` / ``STOPPING=1``.
+  ``WATCHDOG_USEC``/2 while frames flow - or while the source reconnects to a camera that went
+  away (see ``healthy``): a hung camera read, a hung inference, or a stream that stays open but
+  delivers nothing stops the petting and systemd restarts the service. ``STATUS=`` a line of live
+  figures, ``RELOADING=1`` / ``STOPPING=1``.
 - SIGTERM / SIGINT: stop taking frames, drain the sinks, write the summary, exit 0, within 2 s.
 - SIGHUP: reload the config file and the model while the old model keeps serving; swap between two
   frames. A reload that fails (bad config, missing or corrupt model) keeps everything as it was and
@@ -30,6 +31,7 @@ from edgekit.service import config as config_mod
 
 DRAIN_SECONDS = 2.0        # SIGTERM -> exit
 TICK = 0.2
+STATUS_SECONDS = 5.0
 
 
 class Notifier(object):
@@ -290,6 +292,16 @@ class Daemon(object):
         last = self.pipeline.last_publish_monotonic
         return last is not None and now - last < window and now - self.pipeline.source.heartbeat < window
 
+    def healthy(self, window):
+        """What the watchdog is petted for: frames flow, or the source is reconnecting to a camera that
+        went away (its grabber retrying, the loop waiting) - the daemon then survives the outage
+        instead of being restarted. A hung read (stale grabber) or a hung inference (stale loop), or
+        a source that stays connected but delivers nothing, is not healthy."""
+        now = time.monotonic()
+        source = self.pipeline.source
+        alive = now - self.pipeline.heartbeat < window and now - source.heartbeat < window
+        return alive and (self.flowing(window) or not source.connected)
+
     def status_line(self):
         s = self.pipeline.status()
         if not s["ready"]:
@@ -297,8 +309,9 @@ class Daemon(object):
         text = "%.1f fps, %d frames, %d dropped, %d reconnects" % (s["fps"], s["frames"], s["dropped"],
                                                                   s["reconnects"])
         if not self.flowing():
-            text = "no frames for %.0f s (%s); %s" % (s["seconds_since_last_frame"] or 0,
-                                                      s["last_error"] or "source stalled", text)
+            state = "reconnecting" if not s["source_connected"] else "source stalled"
+            text = "no frames for %.0f s, %s (%s); %s" % (s["seconds_since_last_frame"] or 0, state,
+                                                          s["last_error"] or s["source"], text)
         return text
 
     # -- running ----------------------------------------------------------------------------
@@ -314,6 +327,7 @@ class Daemon(object):
         self._thread.start()
         self.notifier.notify("STATUS=starting: %s" % self.pipeline.source.describe())
         next_pet = next_status = 0.0
+        was_flowing = False
         while self._thread.is_alive() and not self.stop_event.is_set():
             self._thread.join(TICK)
             now = time.monotonic()
@@ -324,12 +338,13 @@ class Daemon(object):
             if self.pipeline.ready and not self._announced_ready:
                 self._announce_ready()
             if self.notifier.watchdog_interval and now >= next_pet:
-                if not self._announced_ready or self.flowing(window=2 * self.notifier.watchdog_interval):
+                if not self._announced_ready or self.healthy(window=2 * self.notifier.watchdog_interval):
                     self.notifier.notify("WATCHDOG=1")
                 next_pet = now + self.notifier.watchdog_interval
-            if now >= next_status:
+            flowing = self.flowing()
+            if now >= next_status or flowing != was_flowing:     # every 5 s, and at once on a change
                 self.notifier.notify("STATUS=" + self.status_line())
-                next_status = now + 5.0
+                next_status, was_flowing = now + STATUS_SECONDS, flowing
         return self.shutdown()
 
     @contextlib.contextmanager

@@ -108,6 +108,7 @@ class Pipeline(object):
         self.t_first = self.t_last = None
         self.last_publish_monotonic = None
         self.frame_size = None          # (width, height) of the last frame
+        self.heartbeat = time.monotonic()   # the loop's last iteration (for the watchdog)
         self._describe_metrics()
 
     # -- public ---------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class Pipeline(object):
         self._running = True
         try:
             while not stop_event.is_set():
+                self.heartbeat = time.monotonic()
                 self._apply_pending()
                 if max_frames and self.frames >= max_frames:
                     break

@@ -37,7 +37,7 @@ class NotifySocket(object):
                 self.messages.append(self.sock.recv(4096).decode())
             except socket.timeout:
                 pass
-            if until and any(until in m for m in self.messages):
+            if until and any((until(m) if callable(until) else until in m) for m in self.messages):
                 return True
         return False
 
@@ -318,3 +318,37 @@ def test_mqtt_is_wired(model, broker):
     assert all(r["device"] == "door-cam" and r["model"] == "tiny.onnx" for r in results)
     states = [m[1]["state"] for m in messages if m[0] == "edgekit/door-cam/status"]
     assert states[0] == "online" and states[-1] == "offline"
+
+
+def test_camera_outage_is_survived_and_watchdog_keeps_going(model, tmp_path, make_video):
+    """The camera (a looping video) vanishes and comes back: the daemon reconnects instead of dying,
+    keeps petting the watchdog while its grabber retries, and says so in STATUS."""
+    video = make_video(name="cam.mp4", frames=6, fps=30)
+    hidden = str(tmp_path / "away.mp4")
+    config = tmp_path / "serve.yaml"
+    summary = str(tmp_path / "summary.json")
+    config.write_text("model: {path: %s, backend: onnxruntime}\nsource: {uri: %s, loop: true, reconnect_initial_s: 0.05,"
+                      " reconnect_max_s: 0.2}\nsummary: %s\n" % (model, video, summary))
+    listener = NotifySocket(tmp_path / "notify")
+    env = env_with_project({"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"})
+    proc = start_serve(["--config", str(config)], env=env)
+    try:
+        assert listener.collect(until="READY=1"), listener.messages
+        os.rename(video, hidden)
+        assert listener.collect(until="reconnecting", timeout=10), listener.messages
+        listener.messages = []
+        listener.collect(timeout=1.0)
+        assert listener.messages.count("WATCHDOG=1") >= 3, listener.messages   # still petted during the outage
+        os.rename(hidden, video)
+        listener.messages = []
+        flowing_again = lambda m: m.startswith("STATUS=") and m[len("STATUS=")].isdigit()   # "STATUS=29.8 fps, ..."
+        assert listener.collect(until=flowing_again, timeout=10), listener.messages
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    data = json.load(open(summary))
+    assert data["reconnects"] >= 1 and data["frames"] > 6
