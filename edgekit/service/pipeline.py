@@ -96,6 +96,7 @@ class Pipeline(object):
         self._applied = threading.Event()
         self._running = False
         self._prefetch = None
+        self._carry = []                 # frames prepared by a stopped prefetcher, used first
         self._source_base = {"dropped": 0, "reconnects": 0}
         self._seen = {"dropped": 0, "reconnects": 0}
         self.frames = 0
@@ -212,6 +213,8 @@ class Pipeline(object):
         return (frame, feed, info, (t1 - t0) * 1000.0, t1, (time.perf_counter() - t1) * 1000.0)
 
     def _next_item(self):
+        if self._carry:
+            return self._carry.pop(0)
         if not self.overlapping:
             return self._prepare()
         if self._prefetch is None:
@@ -287,7 +290,8 @@ class Pipeline(object):
             pending, self._pending = self._pending, None
         if not pending:
             return
-        self._stop_prefetch()
+        self._stop_prefetch(keep=False)
+        self._carry = []
         if pending["predictor"] is not None:
             self.predictor = pending["predictor"]
         if pending["source"] is not None:
@@ -300,9 +304,11 @@ class Pipeline(object):
             self.sinks = list(pending["sinks"])
         self._applied.set()
 
-    def _stop_prefetch(self):
+    def _stop_prefetch(self, keep=True):
         if self._prefetch is not None:
-            self._prefetch.close()
+            left = self._prefetch.close()
+            if keep:
+                self._carry.extend(left)
             self._prefetch = None
 
     def _describe_metrics(self):
@@ -374,5 +380,14 @@ class _Prefetcher(object):
         return item
 
     def close(self):
+        """Stop the worker; returns the frames it had prepared and nobody took."""
         self._stop.set()
         self._thread.join(2.0)
+        left = []
+        while True:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                return left
+            if item is not _DONE:
+                left.append(item)

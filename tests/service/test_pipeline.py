@@ -198,3 +198,17 @@ def test_reconnects_reach_summary_and_metrics(model):
         source.close()
     assert summary["frames"] == 40 and summary["reconnects"] >= 10
     assert metrics.get("source_reconnects_total") >= 10
+
+
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_repeated_runs_lose_no_frame(model, overlap):
+    """The profiler warms up with run(max_frames=n+1) calls: a lossless source must stay gap-free."""
+    sink = ListSink()
+    with Predictor.open(model, backend="onnxruntime") as predictor, \
+            open_source("synthetic://?width=32&height=32&fps=0&frames=30") as source:
+        pipeline = Pipeline(source, predictor, sinks=[sink], overlap=overlap)
+        for n in range(1, 6):
+            pipeline.run(max_frames=n)
+        summary = pipeline.run()
+    assert summary["frames"] == 30
+    assert [r["seq"] for r, _ in sink.items] == list(range(1, 31))
