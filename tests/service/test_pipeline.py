@@ -212,3 +212,21 @@ def test_repeated_runs_lose_no_frame(model, overlap):
         summary = pipeline.run()
     assert summary["frames"] == 30
     assert [r["seq"] for r, _ in sink.items] == list(range(1, 31))
+
+
+def test_ultralytics_detector_boxes_in_frame_pixels(tmp_path):
+    """A YOLOv8-shaped export recognised from its own metadata, letterboxed 128x96 -> 64x64 (scale 0.5,
+    8 px of padding top and bottom): the box comes back in source-frame pixels."""
+    from daemon_helpers import ultralytics_like_yolov8
+
+    path = ultralytics_like_yolov8(tmp_path / "yolo.onnx")
+    sink = ListSink()
+    with Predictor.open(path, backend="onnxruntime") as predictor, \
+            open_source("synthetic://?width=128&height=96&fps=0&frames=3") as source:
+        assert predictor.meta.decoder["type"] == "yolov8" and predictor.meta.preprocess["resize"] == "letterbox"
+        Pipeline(source, predictor, sinks=[sink]).run()
+    result = sink.items[0][0]["result"]
+    assert result["task"] == "detection" and len(result["detections"]) == 1
+    det = result["detections"][0]
+    assert det["label"] == "person" and abs(det["score"] - 0.9) < 1e-4
+    assert np.allclose(det["box"], [44, 28, 84, 68], atol=0.01)
