@@ -131,3 +131,32 @@ def test_print_trtexec_asks_for_shapes_of_a_dynamic_input(tmp_path):
     assert "--shapes images:MIN/OPT/MAX, e.g. images:1x3x8x8/1x3x8x8/1x3x8x8" in proc.stderr
     proc = edgekit("build", model, "--print-trtexec", "--shapes", "input:1x3x8x8")
     assert proc.returncode == 2 and "not inputs of the model" in proc.stderr
+
+
+def _console_examples():
+    """The `$ edgekit ...` examples of docs/readme/jetson.md's console block, with their printed lines."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "readme", "jetson.md")) as handle:
+        text = handle.read()
+    block = text.split("```console\n", 1)[1].split("```", 1)[0]
+    examples = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            examples.append((line[2:], []))
+        elif examples:
+            examples[-1][1].append(line)
+    return root, examples
+
+
+def test_readme_console_examples_print_what_they_say():
+    import shlex
+
+    root, examples = _console_examples()
+    assert len(examples) == 3
+    for line, expected in examples:
+        argv = shlex.split(line)
+        assert argv[0] == "edgekit"
+        proc = subprocess.run([sys.executable, "-m", "edgekit"] + argv[1:], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        printed = set((proc.stdout + proc.stderr).splitlines())
+        assert set(expected) <= printed, (line, expected, printed)
