@@ -8,7 +8,11 @@ scale, so elements near zero do not blow it up); ``cosine`` = cosine similarity 
 
 import numpy as np
 
-from edgekit.errors import ConfigError, ParityError
+from edgekit.errors import ConfigError, ExportError, ParityError
+
+
+class OnnxRuntimeUnavailable(ExportError):
+    """ONNX Runtime cannot load a model (custom ops, a newer IR version...): no parity run is possible."""
 
 TOLERANCES = {
     "fp32": {"atol": 1e-4, "rtol": 1e-3, "min_cosine": 0.9999},
@@ -95,9 +99,23 @@ def run_onnx(model_bytes, inputs, input_name):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:    # ORT raises its own Fail/InvalidGraph/NotImplemented types
+        raise OnnxRuntimeUnavailable("ONNX Runtime cannot load the model: %s" % _ort_reason(exc))
     names = [o.name for o in session.get_outputs()]
     return [dict(zip(names, session.run(None, {input_name: x}))) for x in inputs]
+
+
+def _ort_reason(exc):
+    """The readable part of an ONNX Runtime error (drop the status prefix and the C++ location)."""
+    import re
+
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", lines[0].strip())
+    return re.sub(r"^\S+\.(?:cc|h|cpp):\d+ \S+\(.*?\) ", "", text)
 
 
 def run_torch(module, inputs, output_names):

@@ -162,6 +162,25 @@ def test_onnx_passthrough_with_two_inputs_is_refused(tmp_path):
         export_model(str(src), tmp_path / "o.onnx", **QUIET)
 
 
+def test_onnx_passthrough_with_a_plugin_op_skips_parity_and_says_so(tmp_path):
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 1, 1], [0.1] * 12)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
+         helper.make_node("EfficientNMS_TRT", ["c"], ["y"], domain="trt.plugins", name="nms")], "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("trt.plugins", 1)])
+    model.ir_version = 7
+    src = tmp_path / "plugin.onnx"
+    onnx.save(model, str(src))
+    report = export_model(str(src), tmp_path / "o.onnx", labels=["a", "b", "c", "d"], **QUIET)
+    assert report["parity"] == {} and report["parity_inputs"] == 0
+    assert any("parity skipped" in n and "EfficientNMS_TRT" in n for n in report["notes"])
+    assert [p["op"] for p in report["lint"]["problems"]] == ["trt.plugins:EfficientNMS_TRT"]
+
+
 def test_onnx_passthrough_with_dynamic_size_needs_input_size(tmp_path):
     src = tmp_path / "dyn.onnx"
     torch.onnx.export(em.Tiny().eval(), (torch.zeros(1, 3, 20, 20),), str(src), opset_version=13,
