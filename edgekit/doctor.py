@@ -323,8 +323,26 @@ def check_disk(system, facts):
     return [Check("disk", OK, "%.1f GiB free at %s" % (free, probe))]
 
 
+def check_engines(system, facts, cache_dir=None):
+    """Cached engines, and those a TensorRT upgrade has made stale (rebuilt on next use)."""
+    from edgekit.engine import cache
+
+    where = cache_dir or cache.default_cache_dir()
+    found = [e for e in cache.entries(where) if e.complete]
+    if not found:
+        return [Check("engine cache", OK, "empty (%s)" % where)]
+    size = sum(os.path.getsize(e.engine) for e in found) / 1048576.0
+    stale = [e for e in found if facts.get("tensorrt") and e.key.get("tensorrt") != facts["tensorrt"]]
+    if stale:
+        versions = sorted(set(str(e.key.get("tensorrt")) for e in stale))
+        return [Check("engine cache", WARN, "%d engine(s), %.0f MiB; %d built with TensorRT %s, not %s" % (
+            len(found), size, len(stale), ", ".join(versions), facts["tensorrt"]),
+            "they are rebuilt on next use; `edgekit build --clear` frees the space now")]
+    return [Check("engine cache", OK, "%d engine(s), %.0f MiB in %s" % (len(found), size, where))]
+
+
 CHECKS = (check_board, check_python, check_tensorrt, check_cuda, check_cudnn, check_pycuda, check_onnxruntime,
-          check_opencv, check_cameras, check_power, check_clocks, check_memory, check_disk)
+          check_opencv, check_cameras, check_power, check_clocks, check_memory, check_disk, check_engines)
 
 
 def diagnose(system=None):

@@ -146,3 +146,18 @@ def test_desktop_with_cuda_python_instead_of_pycuda(tmp_path):
     modules = dict(fake_modules(pycuda=False), **{"cuda.bindings.runtime": types.SimpleNamespace()})
     checks = by_name(doctor.diagnose(doctor.System(root=str(tmp_path), modules=modules, run=fake_run({}))))
     assert checks["pycuda"]["status"] == "skip" and "cuda-python" in checks["pycuda"]["value"]
+
+
+def test_engines_built_by_another_tensorrt_are_reported(tmp_path):
+    from edgekit.engine import cache
+
+    key = cache.make_key("ab" * 32, "8.2.1.8", "10.2", "NVIDIA Tegra X1", "5.3", "fp16")
+    engine, sidecar = cache.entry_paths(str(tmp_path), "m", key)
+    cache.write_entry(engine, sidecar, b"x" * 2048, {"format": cache.FORMAT, "model": "m", "key": key})
+    (check,) = doctor.check_engines(None, {"tensorrt": "8.2.1.8"}, cache_dir=str(tmp_path))
+    assert check.status == "ok" and check.value.startswith("1 engine(s)")
+    (check,) = doctor.check_engines(None, {"tensorrt": "8.5.2.2"}, cache_dir=str(tmp_path))
+    assert check.status == "warn" and "built with TensorRT 8.2.1.8, not 8.5.2.2" in check.value
+    assert "--clear" in check.advice
+    (check,) = doctor.check_engines(None, {}, cache_dir=str(tmp_path / "none"))
+    assert check.value.startswith("empty")
