@@ -147,8 +147,9 @@ def load_pretrained(model, path, log=None):
     own = model.state_dict()
     data = {k[7:] if k.startswith("module.") else k: v for k, v in data.items()}
     fitting = {k: v for k, v in data.items() if k in own and own[k].shape == v.shape}
-    if not fitting:
-        raise ModelError("no tensor in %s fits this architecture" % path,
+    if len(fitting) < len(own) // 2:          # a head may differ; most of the body must fit
+        raise ModelError("no tensor in %s fits this architecture" % path if not fitting else
+                         "only %d of %d tensors in %s fit this architecture" % (len(fitting), len(own), path),
                          hint="use weights of the same architecture as the recipe")
     model.load_state_dict(fitting, strict=False)
     skipped = len(own) - len(fitting)
