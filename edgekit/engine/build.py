@@ -287,7 +287,8 @@ def _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes, timing
     log("building %s engine from %s (TensorRT %s; minutes on a Jetson Nano)" % (
         precision, os.path.basename(onnx_path), trt.__version__))
     try:
-        serialized = builder.build_serialized_network(network, config)
+        with Heartbeat(log):
+            serialized = builder.build_serialized_network(network, config)
     except MemoryError:
         raise memory.killed_error()
     if serialized is None:
@@ -299,6 +300,35 @@ def _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes, timing
         "workspace_mib": plan.workspace_mib, "workspace_api": workspace_api, "profile": profile_shapes,
         "timing_cache": timing_cache, "memory": plan.as_dict(), "warnings": warnings,
         "calib_cache": os.path.abspath(calib_cache) if calib_cache else None}
+
+
+class Heartbeat(object):
+    """A line every ``every`` seconds while TensorRT builds (minutes on a Nano, with no progress of its own
+    before TensorRT 10), so a long build is not mistaken for a hang."""
+
+    every = 30.0
+
+    def __init__(self, log, every=None):
+        import threading
+
+        self.log, self.every = log, every or Heartbeat.every
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="edgekit-build-heartbeat")
+        self.thread.daemon = True
+
+    def _run(self):
+        started = time.time()
+        while not self.done.wait(self.every):
+            self.log("still building (%d s): TensorRT is timing kernels" % (time.time() - started))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        return False
 
 
 def _precision_warnings(builder, precision, force):

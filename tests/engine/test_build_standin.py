@@ -306,3 +306,18 @@ def test_qdq_model_builds_int8_without_a_calibration_cache(tmp_path, monkeypatch
     assert record.built and record.key["calib_sha256"] is None and record.meta["precision"] == "int8"
     flags = [d["flags"] for n, d in standin.calls if n == "build_serialized_network"][-1]
     assert "BuilderFlag.INT8" in flags
+
+
+def test_a_long_build_says_it_is_still_building(tmp_path, monkeypatch, model, logs):
+    import time
+
+    standin = install(monkeypatch, api="10")
+    real = standin.trt.Builder.build_serialized_network
+
+    def slow(self, network, config):
+        time.sleep(0.2)
+        return real(self, network, config)
+    monkeypatch.setattr(standin.trt.Builder, "build_serialized_network", slow)
+    monkeypatch.setattr(build_mod.Heartbeat, "every", 0.05)
+    assert build(model, tmp_path, logs).built
+    assert any(m.startswith("still building (") for m in logs)
