@@ -7,8 +7,8 @@ Output layouts (boxes are centre x, centre y, width, height in model-input pixel
           (B, K, 6)      rows [x1, y1, x2, y2, score, class] already suppressed
 
 Decoder parameters read from ``meta.decoder`` (defaults in ``DEFAULTS``):
-  score_threshold, iou_threshold, max_detections, class_agnostic (NMS across classes), output
-  (output name to decode; default the first output).
+  score_threshold, iou_threshold, max_detections, class_agnostic (NMS across classes),
+  max_candidates (best-scoring boxes kept for NMS), output (output name to decode; default the first).
 
 Results follow ``edgekit.vision.decoders``: {"task": "detection", "detections": [{"index",
 "label", "score", "box": [x1, y1, x2, y2]}]} with boxes in source-frame pixels when a
@@ -28,7 +28,8 @@ from edgekit.errors import MetadataError, ModelError
 from edgekit.meta import ModelMeta, _fields, read_onnx_metadata_props
 from edgekit.vision.nms import nms, xywh_to_xyxy
 
-DEFAULTS = {"score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100, "class_agnostic": False}
+DEFAULTS = {"score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100, "class_agnostic": False,
+            "max_candidates": 3000}
 
 
 def _params(meta):
@@ -57,6 +58,10 @@ def _label(labels, index):
 
 def _finish(boxes, scores, classes, meta, params, info):
     """Threshold-filtered candidates -> NMS -> frame pixels -> result dict."""
+    limit = int(params["max_candidates"])
+    if boxes.shape[0] > limit:                        # like Ultralytics' max_nms: bound the NMS work
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        boxes, scores, classes = boxes[top], scores[top], classes[top]
     if boxes.shape[0]:
         keep = nms(boxes, scores, float(params["iou_threshold"]),
                    classes=None if params["class_agnostic"] else classes,
@@ -91,13 +96,14 @@ def _candidates_v5(rows, params):
     return xywh_to_xyxy(rows[mask, :4]), scores[mask].astype(np.float32), classes[mask]
 
 
-def _candidates_v8(rows, params):
-    """(N, 4+C) -> boxes xyxy, scores, classes above the score threshold."""
-    cls_scores = rows[:, 4:]
-    classes = cls_scores.argmax(axis=1)
-    scores = cls_scores[np.arange(rows.shape[0]), classes]
-    mask = scores > float(params["score_threshold"])
-    return xywh_to_xyxy(rows[mask, :4]), scores[mask].astype(np.float32), classes[mask]
+def _candidates_v8(columns, params):
+    """(4+C, N), the export's own layout -> boxes xyxy, scores, classes above the score threshold.
+    The best score per box is a reduction over contiguous rows; argmax only for the survivors."""
+    cls_scores = columns[4:]
+    best = cls_scores.max(axis=0)
+    keep = np.nonzero(best > float(params["score_threshold"]))[0]
+    classes = cls_scores[:, keep].argmax(axis=0)
+    return xywh_to_xyxy(columns[:4, keep].T), best[keep].astype(np.float32), classes
 
 
 def _check_rank(array, what, expected):
@@ -134,7 +140,7 @@ def decode_v8(outputs, meta, infos=None):
                          hint="is this a YOLOv5 export? set decoder.type to yolov5")
     results = []
     for i in range(array.shape[0]):
-        boxes, scores, classes = _candidates_v8(array[i].T, params)
+        boxes, scores, classes = _candidates_v8(array[i], params)
         results.append(_finish(boxes, scores, classes, meta, params, _info(infos, i)))
     return results
 

@@ -71,3 +71,16 @@ def test_matches_bruteforce_reference():
 
 def test_xywh_to_xyxy():
     np.testing.assert_allclose(xywh_to_xyxy([[10, 20, 4, 6]]), [[8, 17, 12, 23]])
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 5000])
+def test_block_size_never_changes_the_result(block):
+    rng = np.random.RandomState(1)
+    xy = rng.uniform(0, 200, size=(500, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 60, size=(500, 2))], axis=1)
+    scores = rng.uniform(size=500)
+    classes = rng.randint(0, 4, size=500)
+    reference = nms(boxes, scores, 0.5, classes=classes, block=1)
+    assert nms(boxes, scores, 0.5, classes=classes, block=block).tolist() == reference.tolist()
+    capped = nms(boxes, scores, 0.5, classes=classes, max_det=37, block=block)
+    assert capped.tolist() == reference[:37].tolist()
