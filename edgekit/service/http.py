@@ -268,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             method()
             self.wfile.flush()
-        except (socket.timeout, ConnectionError):
+        except (socket.timeout, OSError):         # the client went away or stalled
             self.close_connection = True
 
     def _refuse(self, status, reason):
