@@ -295,8 +295,9 @@ def test_mqtt_is_wired(model, broker):
     import paho.mqtt.client as mqtt
 
     messages, subscribed = [], threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgekit/door-cam/#", qos=1)
+    # paho 2 here, paho 1.6 on the board (and in a Python 3.6 run of these tests)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2) if hasattr(mqtt, "CallbackAPIVersion") else mqtt.Client()
+    client.on_connect = lambda c, *a: c.subscribe("edgekit/door-cam/#", qos=1)
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_message = lambda c, u, m: messages.append((m.topic, json.loads(m.payload.decode())))
     client.connect("127.0.0.1", broker.port)
