@@ -240,3 +240,12 @@ def test_gst_without_gstreamer_says_why():
         pytest.skip("this cv2 has GStreamer: covered by test_gstreamer.py")
     with pytest.raises(SourceError, match="no GStreamer"):
         open_source("gst://videotestsrc num-buffers=3 ! videoconvert ! appsink").start()
+
+
+def test_rtsp_that_refuses_is_a_clear_error():
+    """FFmpeg backend against a port nobody listens on: a SourceError naming the stream, credentials masked."""
+    source = open_source("rtsp://user:pw@127.0.0.1:9/stream", decoder="ffmpeg", read_timeout=1.0)
+    with pytest.raises(SourceError) as info:
+        source.start()
+    assert "cannot open rtsp://user:***@127.0.0.1:9/stream (ffmpeg)" in str(info.value)
+    assert "pw" not in str(info.value)
