@@ -30,7 +30,6 @@ PASS_THROUGH_CONSTANT = ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity
 # Specific advice for ops people hit on Jetson; the generic fix covers the rest.
 OP_FIXES = {
     "NonZero": "avoid data-dependent shapes (boolean indexing, torch.nonzero); use masks with fixed shapes",
-    "Reciprocal": "write 1.0 / x instead of x.reciprocal() so the exporter emits Div",
     "Mod": "write a - b * floor(a / b) instead of %",
     "OneHot": "build the one-hot tensor with an equality against torch.arange",
     "Hardmax": "use argmax and an equality against torch.arange",

@@ -40,6 +40,12 @@ def test_tables_name_their_source_and_match_the_targets():
     assert load_table("10")["max_opset"] == 20 and load_table("10")["min_opset"] == 9
     assert load_table("8.2")["ops"]["Conv"]["supported"] and not load_table("8.2")["ops"]["NonZero"]["supported"]
     assert load_table("8.2")["int64_cast_to_int32"] and not load_table("10")["int64_cast_to_int32"]
+    # docs cross-checked with the parser's importers: 8.2's docs say N for Reciprocal, the parser has it
+    reciprocal = load_table("8.2")["ops"]["Reciprocal"]
+    assert reciprocal["supported"] and reciprocal["importer"] and reciprocal["docs_supported"] is False
+    for series in ("8.2", "8.5", "10"):
+        ops = load_table(series)["ops"]
+        assert all(entry["supported"] == entry["importer"] for entry in ops.values())
 
 
 def test_clean_model_passes():

@@ -6,6 +6,11 @@ records where it came from: repository, ref, commit and file. To rebuild::
     git clone https://github.com/onnx/onnx-tensorrt /tmp/onnx-tensorrt
     python -m edgekit.desktop.trt_ops.build_tables /tmp/onnx-tensorrt
 
+The docs are cross-checked against the parser's op registry at the same commit (the op names in
+``DEFINE_BUILTIN_OP_IMPORTER(...)`` of builtin_op_importers.cpp / onnxOpImporters.cpp): each op gets
+``importer`` (bool); where the docs say N but an importer exists, the op counts as supported and keeps
+``docs_supported: false`` and a ``note``. Only op names are taken from the code.
+
 Restrictions written in prose are kept verbatim (``restrictions``) and, where a phrase can be checked
 on an ONNX graph offline, also turned into machine-checkable ``checks`` (see ``PHRASES``); the lint
 (``edgekit.desktop.lint``) interprets those check kinds.
@@ -19,6 +24,9 @@ import sys
 
 REPO = "onnx/onnx-tensorrt"
 FILE = "docs/operators.md"
+# The parser's op registry at the same commit (op names only): a cross-check of the docs.
+IMPORTER_FILES = ("builtin_op_importers.cpp", "onnxOpImporters.cpp")
+IMPORTER_RE = re.compile(r"DEFINE_BUILTIN_OP_IMPORTER\((\w+)\)")
 # series -> ref of the newest docs of that release line in the repository
 SERIES = {
     "8.2": "8.2-GA",      # JetPack 4.6 (TensorRT 8.2.1)
@@ -98,6 +106,32 @@ def parse(markdown):
             "ops": ops}
 
 
+def _importers(git, ref):
+    """(file, set of op names with a DEFINE_BUILTIN_OP_IMPORTER) at ``ref``."""
+    for name in IMPORTER_FILES:
+        try:
+            text = subprocess.check_output(git + ["show", "%s:%s" % (ref, name)], stderr=subprocess.DEVNULL)
+        except subprocess.CalledProcessError:
+            continue
+        return name, set(IMPORTER_RE.findall(text.decode("utf-8", "replace")))
+    return None, None
+
+
+def cross_check(ops, importers, importer_file):
+    """Mark each op with whether the parser registers an importer for it. Where the docs say N but an
+    importer exists (8.2's Reciprocal), the op is supported: the parser is what runs on the device."""
+    if importers is None:
+        return
+    for name, entry in ops.items():
+        entry["importer"] = name in importers
+        if entry["importer"] and not entry["supported"]:
+            entry["supported"] = True
+            entry["docs_supported"] = False
+            entry["note"] = "docs/operators.md says N, but %s at this commit registers an importer" % importer_file
+        elif entry["supported"] and not entry["importer"]:
+            entry["note"] = "docs/operators.md says Y, but %s has no importer of this name" % importer_file
+
+
 def build(repo_dir, out_dir=None):
     out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
     for series, ref in SERIES.items():
@@ -106,11 +140,14 @@ def build(repo_dir, out_dir=None):
         text = subprocess.check_output(git + ["show", "%s:%s" % (ref, FILE)]).decode("utf-8")
         commit = subprocess.check_output(git + ["rev-parse", ref]).decode().strip()
         table = parse(text)
+        importer_file, importers = _importers(git, ref)
+        cross_check(table["ops"], importers, importer_file)
         int64_cast = any("INT64 to INT32" in n for n in table["notes"])
         data = {
             "tensorrt_series": series,
             "source": {"repo": REPO, "ref": ref, "commit": commit, "file": FILE,
-                       "url": "https://github.com/%s/blob/%s/%s" % (REPO, commit, FILE)},
+                       "url": "https://github.com/%s/blob/%s/%s" % (REPO, commit, FILE),
+                       "importers_file": importer_file},
             "int64_cast_to_int32": int64_cast,
         }
         data.update(table)
@@ -118,9 +155,10 @@ def build(repo_dir, out_dir=None):
         with open(path, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")
-        print("%s: %d ops (%d unsupported), opset <= %d, from %s@%s" % (
+        print("%s: %d ops (%d unsupported), opset <= %d, from %s@%s; docs vs importers: %s" % (
             path, len(table["ops"]), sum(not o["supported"] for o in table["ops"].values()),
-            table["max_opset"], ref, commit[:12]))
+            table["max_opset"], ref, commit[:12],
+            ", ".join("%s: %s" % (k, v["note"]) for k, v in table["ops"].items() if v.get("note")) or "agree"))
 
 
 if __name__ == "__main__":
