@@ -45,6 +45,10 @@ def test_device_side_is_python36_compatible():
                            "--no-parse-comments"] + files, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert proc.returncode == 0, proc.stdout
+    # vermin exits 0 when a file's versions "could not be combined": that hides violations, so refuse it
+    assert "File with incompatible versions" not in proc.stdout, proc.stdout
+    assert "could not be combined" not in proc.stdout, proc.stdout
+    assert "Minimum required versions: 3.6" in proc.stdout, proc.stdout
 
 
 def test_device_side_imports_without_torch_or_onnx():

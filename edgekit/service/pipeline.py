@@ -23,10 +23,7 @@ import os
 import threading
 import time
 
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    import Queue as queue  # noqa: N813
+import queue
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end", "frame_age")
 OVERLAP_MODES = ("auto", "on", "off")

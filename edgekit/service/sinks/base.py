@@ -10,10 +10,7 @@ when the queue is full the item is dropped and counted. A worker thread calls ``
 
 import threading
 
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    import Queue as queue  # noqa: N813
+import queue
 
 
 class Sink(object):
