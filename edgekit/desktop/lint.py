@@ -301,8 +301,9 @@ def _rule_opset(g, table, target):
     top = min(table["max_opset"], target.max_opset or table["max_opset"])
     if opset is not None and opset > top:
         problems.append(_problem(
-            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s parses (<= %d)" % (
-                opset, target.tensorrt, top),
+            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s supports (<= %d): its importers follow "
+            "the older op definitions, so ops changed since (e.g. Reduce* axes as inputs, Split num_outputs) fail "
+            "or are misread" % (opset, target.tensorrt, top),
             "re-export with --opset %d (edgekit export --target %s picks it)" % (top, target.name)))
     if opset is not None and table.get("min_opset") and opset < table["min_opset"]:
         problems.append(_problem(
