@@ -335,7 +335,9 @@ def test_stream_limit(server, frames):
 def test_connection_limit(server):
     s = server(max_connections=2)
     idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
-    time.sleep(0.2)
+    deadline = time.time() + 5
+    while s.connections < 2 and time.time() < deadline:      # accepted by the server's thread
+        time.sleep(0.02)
     try:
         assert status_of(raw(s, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) == 503
     finally:
