@@ -64,8 +64,10 @@ def _load_checkpoint(source, opts):
     try:
         ckpt = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:    # torch raises many types for corrupt or foreign files
-        raise ModelError("cannot read %s as a PyTorch file: %s" % (source, _first_line(exc)),
-                         hint="pass an edgekit checkpoint (best.pt), a TorchScript file or an .onnx file")
+        raise ModelError("cannot read %s as an edgekit checkpoint: %s" % (source, _first_line(exc)[:160]),
+                         hint="pass an edgekit checkpoint (best.pt), a TorchScript file (torch.jit.save), an .onnx "
+                         "file, or package.module:factory with --weights; whole pickled models (torch.save(model)) "
+                         "are not loaded, since unpickling them runs arbitrary code")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         kind = "a state_dict" if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ModelError("%s is not an edgekit checkpoint (it holds %s)" % (source, kind),

@@ -336,6 +336,12 @@ def test_bad_meta_yaml_fails_before_exporting(tmp_path):
     assert not any(line.startswith("exported") for line in lines) and _leftovers(tmp_path) == []
 
 
+def test_whole_pickled_model_is_not_unpickled(tmp_path):
+    torch.save(em.Tiny(), str(tmp_path / "whole.pt"))
+    with pytest.raises(ModelError, match="not loaded"):
+        export_model(str(tmp_path / "whole.pt"), tmp_path / "o.onnx", **QUIET)
+
+
 def test_unknown_torchvision_name_suggests(tmp_path):
     with pytest.raises(ModelError, match="resnet18"):
         export_model("torchvision:resnet19", tmp_path / "o.onnx", **QUIET)
