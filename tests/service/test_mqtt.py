@@ -31,7 +31,7 @@ STATUS = {"ready": True, "model": "tiny.onnx", "precision": "fp16", "fps": 29.5,
 
 
 class Watcher(object):
-    """A subscriber (paho 2 here) collecting (topic, payload, qos, retain)."""
+    """A subscriber (paho 1.x or 2.x) collecting (topic, payload, qos, retain)."""
 
     def __init__(self, port, topics, client_id="", clean=True, tls_ca=None, auth=None):
         import paho.mqtt.client as mqtt
@@ -39,8 +39,11 @@ class Watcher(object):
         self.messages = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        if hasattr(mqtt, "CallbackAPIVersion"):        # paho 2.x
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+        else:                                          # paho 1.x (under Python 3.6, as on the board)
+            self.client = mqtt.Client(client_id=client_id, clean_session=clean)
+        self.client.on_connect = lambda c, u, f, rc, *rest: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -54,7 +57,7 @@ class Watcher(object):
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload.decode()), msg.qos, msg.retain))
+            self.messages.append((msg.topic, json.loads(msg.payload.decode()), msg.qos, bool(msg.retain)))
 
     def on(self, suffix):
         with self.lock:
