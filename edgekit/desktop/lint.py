@@ -8,6 +8,7 @@ onnx-tensorrt's ``docs/operators.md`` (each table names its repository, ref and 
   in the table, and the table's restrictions that can be checked on a graph (``checks``: constant inputs,
   zero points, input rank, attribute values);
 - INT64 initializers TensorRT 8.x casts to INT32 (values outside INT32 are clamped), INT64 outputs;
+- network input/output element types the parser cannot map (``io_dtypes``: UINT8 on 8.2), INT64 inputs;
 - dynamic input dimensions, which need an optimisation profile when the engine is built.
 
 ``lint_model(model, target) -> {"target", "tensorrt", "ok", "problems": [...], "notes": [...], "table"}``;
@@ -377,6 +378,33 @@ def _rule_int64(g, table, target):
     return problems, notes
 
 
+def _rule_io_types(g, table, target):
+    """Network inputs/outputs of an element type the parser cannot map (UINT8 on TensorRT 8.2), and INT64
+    inputs, which TensorRT 8.x takes as INT32."""
+    allowed = table.get("io_dtypes")
+    if not allowed:
+        return []
+    problems = []
+    initializers = set(i.name for i in g.model.graph.initializer)
+    values = [(v, "input") for v in g.model.graph.input if v.name not in initializers]
+    values += [(v, "output") for v in g.model.graph.output]
+    for value, role in values:
+        if not value.type.HasField("tensor_type"):
+            continue
+        name = g.onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+        if name not in allowed:
+            problems.append(_problem(
+                value.name, "(%s)" % role, "%s network %s: TensorRT %s's parser takes %s" % (
+                    name, role, target.tensorrt, ", ".join(allowed)),
+                "make the %s float32 and convert outside the network (edgekit's preprocessing feeds float32)"
+                % role if role == "input" else "cast the output to float32 or int32 in the model"))
+        elif name == "INT64" and role == "input" and table.get("int64_cast_to_int32"):
+            problems.append(_problem(
+                value.name, "(input)", "INT64 network input: TensorRT %s takes it as INT32" % target.tensorrt,
+                "feed int32 on the device, or make the input int32 in the model", "warning"))
+    return problems
+
+
 def _rule_dynamic(g, table, target):
     problems = []
     initializers = set(i.name for i in g.model.graph.initializer)
@@ -403,7 +431,7 @@ def _profile_example(name, dims):
     return "%s:%s/%s/%s" % (name, shape(1), shape(4), shape(8))
 
 
-RULES = (_rule_opset, _rule_nodes, _rule_int64, _rule_dynamic)
+RULES = (_rule_opset, _rule_nodes, _rule_int64, _rule_io_types, _rule_dynamic)
 
 
 def table_version(table):

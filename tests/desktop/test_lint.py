@@ -147,3 +147,13 @@ def test_quantized_weights_through_qdq_count_as_constant():
     nonzero = helper.make_tensor("z", TensorProto.INT8, [], [3])
     bad = _model(nodes, [_x()], [_y()], [w, scale, nonzero])
     assert [p["node"] for p in lint_model(bad, "jetson-nano")["problems"]] == ["q", "dq"]
+
+
+def test_uint8_input_is_refused_by_8_2_only():
+    cast = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT, name="cast")
+    m = _model([cast], [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 3, 8, 8])], [_y()])
+    nano = lint_model(m, "jetson-nano")
+    assert ("x", "(input)", "error") in _ops(nano) and "UINT8" in nano["problems"][0]["reason"]
+    assert lint_model(m, "jetson-xavier-nx")["problems"] == []
+    m64 = _model([cast], [helper.make_tensor_value_info("x", TensorProto.INT64, [1, 3, 8, 8])], [_y()])
+    assert ("x", "(input)", "warning") in _ops(lint_model(m64, "jetson-nano"))

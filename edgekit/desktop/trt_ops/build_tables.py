@@ -9,7 +9,8 @@ records where it came from: repository, ref, commit and file. To rebuild::
 The docs are cross-checked against the parser's op registry at the same commit (the op names in
 ``DEFINE_BUILTIN_OP_IMPORTER(...)`` of builtin_op_importers.cpp / onnxOpImporters.cpp): each op gets
 ``importer`` (bool); where the docs say N but an importer exists, the op counts as supported and keeps
-``docs_supported: false`` and a ``note``. Only op names are taken from the code.
+``docs_supported: false`` and a ``note``. ``io_dtypes`` lists the ONNX element types the parser's
+``convertDtype`` maps for network inputs and outputs. Only names are taken from the code.
 
 Restrictions written in prose are kept verbatim (``restrictions``) and, where a phrase can be checked
 on an ONNX graph offline, also turned into machine-checkable ``checks`` (see ``PHRASES``); the lint
@@ -27,6 +28,8 @@ FILE = "docs/operators.md"
 # The parser's op registry at the same commit (op names only): a cross-check of the docs.
 IMPORTER_FILES = ("builtin_op_importers.cpp", "onnxOpImporters.cpp")
 IMPORTER_RE = re.compile(r"DEFINE_BUILTIN_OP_IMPORTER\((\w+)\)")
+# The ONNX element types the parser maps to TensorRT types for network inputs/outputs (convertDtype).
+DTYPE_FILES = ("onnx2trt_utils.cpp", "importerUtils.cpp")
 # series -> ref of the newest docs of that release line in the repository
 SERIES = {
     "8.2": "8.2-GA",      # JetPack 4.6 (TensorRT 8.2.1)
@@ -117,6 +120,22 @@ def _importers(git, ref):
     return None, None
 
 
+def _io_dtypes(git, ref):
+    """(file, sorted ONNX element type names convertDtype accepts) at ``ref``."""
+    for name in DTYPE_FILES:
+        try:
+            text = subprocess.check_output(git + ["show", "%s:%s" % (ref, name)], stderr=subprocess.DEVNULL)
+        except subprocess.CalledProcessError:
+            continue
+        text = text.decode("utf-8", "replace")
+        start = text.find("bool convertDtype(")
+        if start < 0:
+            continue
+        body = text[start:text.find("default:", start)]
+        return name, sorted(set(re.findall(r"TensorProto::(\w+)", body)))
+    return None, None
+
+
 def cross_check(ops, importers, importer_file):
     """Mark each op with whether the parser registers an importer for it. Where the docs say N but an
     importer exists (8.2's Reciprocal), the op is supported: the parser is what runs on the device."""
@@ -142,12 +161,14 @@ def build(repo_dir, out_dir=None):
         table = parse(text)
         importer_file, importers = _importers(git, ref)
         cross_check(table["ops"], importers, importer_file)
+        dtype_file, io_dtypes = _io_dtypes(git, ref)
+        table["io_dtypes"] = io_dtypes
         int64_cast = any("INT64 to INT32" in n for n in table["notes"])
         data = {
             "tensorrt_series": series,
             "source": {"repo": REPO, "ref": ref, "commit": commit, "file": FILE,
                        "url": "https://github.com/%s/blob/%s/%s" % (REPO, commit, FILE),
-                       "importers_file": importer_file},
+                       "importers_file": importer_file, "io_dtypes_file": dtype_file},
             "int64_cast_to_int32": int64_cast,
         }
         data.update(table)
