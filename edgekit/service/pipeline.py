@@ -139,6 +139,8 @@ class Pipeline(object):
                 if item is None:
                     if self.source.eof and (self._prefetch is None or self._prefetch.finished()):
                         break
+                    if self.metrics is not None:
+                        self.metrics.set("inference_fps", round(self.live_fps(), 3))
                     continue
                 self._step(item)
         finally:
@@ -189,10 +191,14 @@ class Pipeline(object):
                 "source_connected": self.source.connected, "eof": self.source.eof}
 
     def live_fps(self):
+        """Frames per second over the last 60 frames; 0 once frames have stopped coming."""
         recent = list(self._recent)
         if len(recent) < 2 or recent[-1] <= recent[0]:
             return 0.0
-        return (len(recent) - 1) / (recent[-1] - recent[0])
+        period = (recent[-1] - recent[0]) / (len(recent) - 1)
+        if time.perf_counter() - recent[-1] > 2.0 + 3 * period:
+            return 0.0
+        return 1.0 / period
 
     # -- one frame ------------------------------------------------------------------------
     def _prepare(self):

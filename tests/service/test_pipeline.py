@@ -230,3 +230,13 @@ def test_ultralytics_detector_boxes_in_frame_pixels(tmp_path):
     det = result["detections"][0]
     assert det["label"] == "person" and abs(det["score"] - 0.9) < 1e-4
     assert np.allclose(det["box"], [44, 28, 84, 68], atol=0.01)
+
+
+def test_live_fps_drops_to_zero_when_frames_stop(model):
+    with Predictor.open(model, backend="onnxruntime") as predictor, \
+            open_source("synthetic://?width=32&height=32&fps=50&frames=20") as source:
+        pipeline = Pipeline(source, predictor)
+        pipeline.run()
+        assert pipeline.live_fps() > 0
+        pipeline._recent = type(pipeline._recent)([t - 10.0 for t in pipeline._recent], maxlen=60)
+        assert pipeline.live_fps() == 0.0
