@@ -198,6 +198,9 @@ def _shapes(model):
 
 # -- restriction checks (kinds used in the tables' "checks") ------------------------------------------
 def _check_constant_input(g, node, check):
+    unless = g.input_index(node, check["unless_input"]) if check.get("unless_input") else None
+    if unless is not None and unless < len(node.input) and node.input[unless]:
+        return None
     index = g.input_index(node, check["input"])
     if index is None or index >= len(node.input) or not node.input[index] or g.is_constant(node.input[index]):
         return None

@@ -55,6 +55,21 @@ class Masked(nn.Module):
         return (y[y > 0].sum() + y.mean()).reshape(1, 1)
 
 
+class Upsampler(nn.Module):
+    """The three ways detectors upsample (nearest and bilinear by scale, nearest to a computed size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        a = nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+        b = nn.functional.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        c = nn.functional.interpolate(y, size=(x.shape[2] * 2, x.shape[3] * 2), mode="nearest")
+        return (a + b + c).mean((2, 3))
+
+
 def tiny_checkpoint(path, labels=("circle", "square", "triangle"), size=32, arch="tiny_cnn", seed=0):
     """An edgekit checkpoint (contract C1) of the registry's tiny_cnn with random weights."""
     from edgekit.desktop.models import build_model

@@ -293,6 +293,15 @@ def test_lint_problem_is_fatal_with_strict_only(tmp_path, monkeypatch, capsys):
     assert os.path.exists(str(out))
 
 
+def test_upsampling_exports_clean_for_tensorrt_8_2_with_dynamic_batch(tmp_path, monkeypatch):
+    _register_factory(monkeypatch, "Upsampler", em.Upsampler)
+    report = export_model("edgekit_test_factories:Upsampler", tmp_path / "up.onnx", input_size=16, batch="dynamic",
+                          labels=list("abcd"), **QUIET)
+    assert report["lint"]["ok"] and [p["op"] for p in report["lint"]["problems"]] == ["(input)"]
+    resizes = [n for n in onnx.load(str(tmp_path / "up.onnx")).graph.node if n.op_type == "Resize"]
+    assert len(resizes) == 3
+
+
 def test_parity_failure_lists_every_failing_output(tmp_path, monkeypatch):
     _register_factory(monkeypatch, "Drifting", em.Drifting)
     with pytest.raises(ParityError) as info:

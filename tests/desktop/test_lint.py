@@ -157,3 +157,20 @@ def test_uint8_input_is_refused_by_8_2_only():
     assert lint_model(m, "jetson-xavier-nx")["problems"] == []
     m64 = _model([cast], [helper.make_tensor_value_info("x", TensorProto.INT64, [1, 3, 8, 8])], [_y()])
     assert ("x", "(input)", "warning") in _ops(lint_model(m64, "jetson-nano"))
+
+
+def test_resize_scales_must_be_constant_on_8_2_unless_sizes_are_given():
+    roi = helper.make_tensor("roi", F, [0], [])
+    nodes = [helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+             helper.make_node("Cast", ["shape"], ["shape_f"], to=F, name="cast"),
+             helper.make_node("Div", ["shape_f", "shape_f"], ["scales"], name="div"),
+             helper.make_node("Resize", ["x", "roi", "scales"], ["y"], mode="nearest", name="resize")]
+    m = _model(nodes, [_x()], [_y()], [roi])
+    nano = lint_model(m, "jetson-nano")
+    assert [(p["node"], p["op"]) for p in nano["problems"]] == [("resize", "Resize")]
+    assert "scales" in nano["problems"][0]["reason"]
+    assert lint_model(m, "jetson-xavier-nx")["problems"] == []
+    sizes = helper.make_tensor("sizes", TensorProto.INT64, [4], [1, 3, 16, 16])
+    with_sizes = _model([helper.make_node("Resize", ["x", "roi", "", "sizes"], ["y"], mode="nearest", name="r")],
+                        [_x()], [_y()], [roi, sizes])
+    assert lint_model(with_sizes, "jetson-nano")["problems"] == []

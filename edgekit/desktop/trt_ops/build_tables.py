@@ -66,6 +66,18 @@ PHRASES = (
 )
 
 
+# Restrictions the docs do not state but the parser asserts unconditionally (read in the importer of the
+# same commit; each names the assertion so it can be found again). Conditional asserts that a fallback path
+# avoids (8.2's Clip min/max: tensors take an element-wise path) are deliberately not listed.
+CODE_CHECKS = {
+    "8.2": {
+        "Resize": [{"kind": "constant_input", "input": "scales", "unless_input": "sizes",
+                    "from": "builtin_op_importers.cpp: ASSERT(scales.is_weights() && \"Resize scales must be an "
+                            "initializer!\")"}],
+    },
+}
+
+
 def _ticks(text):
     return re.findall(r"`(\w+)`", text)
 
@@ -161,6 +173,8 @@ def build(repo_dir, out_dir=None):
         table = parse(text)
         importer_file, importers = _importers(git, ref)
         cross_check(table["ops"], importers, importer_file)
+        for op, checks in CODE_CHECKS.get(series, {}).items():
+            table["ops"][op]["checks"].extend(checks)
         dtype_file, io_dtypes = _io_dtypes(git, ref)
         table["io_dtypes"] = io_dtypes
         int64_cast = any("INT64 to INT32" in n for n in table["notes"])
