@@ -520,17 +520,26 @@ def _from_torch(loaded, hw, batch, opset, log):
     x = torch.zeros(shape).normal_(generator=torch.Generator().manual_seed(0))
     from edgekit.desktop.parity import flatten_outputs
 
-    outputs = flatten_outputs(run_eager(module, x))
+    result = run_eager(module, x)
+    outputs = flatten_outputs(result)
     if not outputs:
         raise ModelError("the model returned no tensors", hint="forward() must return a tensor, or a tuple/dict of them")
     names = loaded.output_names
     if len(names) != len(outputs):
-        names = ["logits"] if len(outputs) == 1 else ["output%d" % i for i in range(len(outputs))]
+        names = _output_names(result, len(outputs))
     data = torch_to_onnx(module, x, opset, names, batch == "dynamic")
     from edgekit.desktop.parity import run_torch
 
     reference = Reference(lambda inputs: run_torch(module, inputs, names), "ONNX vs PyTorch")
     return onnx.load_from_string(data), reference, shape, INPUT_NAME
+
+
+def _output_names(result, count):
+    """Names for the ONNX outputs: a flat dict's keys, "logits" for a single tensor, else output0..N."""
+    if isinstance(result, dict) and len(result) == count and all(hasattr(v, "detach") for v in result.values()) \
+            and all(isinstance(k, str) and re.match(r"^[A-Za-z_][\w.]*$", k) for k in result):
+        return list(result)
+    return ["logits"] if count == 1 else ["output%d" % i for i in range(count)]
 
 
 def _from_onnx(loaded, hw, batch, opset, note):

@@ -70,6 +70,18 @@ class Upsampler(nn.Module):
         return (a + b + c).mean((2, 3))
 
 
+class TwoHeads(nn.Module):
+    """A dict of outputs: their keys become the ONNX output names."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return {"heatmap": torch.sigmoid(y[:, :2]), "regression": y[:, 2:]}
+
+
 def tiny_checkpoint(path, labels=("circle", "square", "triangle"), size=32, arch="tiny_cnn", seed=0):
     """An edgekit checkpoint (contract C1) of the registry's tiny_cnn with random weights."""
     from edgekit.desktop.models import build_model

@@ -302,6 +302,17 @@ def test_upsampling_exports_clean_for_tensorrt_8_2_with_dynamic_batch(tmp_path, 
     assert len(resizes) == 3
 
 
+def test_dict_outputs_keep_their_names(tmp_path, monkeypatch):
+    _register_factory(monkeypatch, "TwoHeads", em.TwoHeads)
+    meta = {"task": "detection", "labels": ["a", "b"], "decoder": {"type": "centernet", "stride": 1},
+            "preprocess": {"resize": "letterbox"}}
+    report = export_model("edgekit_test_factories:TwoHeads", tmp_path / "det.onnx", input_size=16,
+                          meta_overrides=meta, **QUIET)
+    assert list(report["parity"]) == ["heatmap", "regression"]
+    assert [o.name for o in onnx.load(str(tmp_path / "det.onnx")).graph.output] == ["heatmap", "regression"]
+    assert read_meta(str(tmp_path / "det.onnx")).decoder["type"] == "centernet"
+
+
 def test_parity_failure_lists_every_failing_output(tmp_path, monkeypatch):
     _register_factory(monkeypatch, "Drifting", em.Drifting)
     with pytest.raises(ParityError) as info:
