@@ -109,6 +109,10 @@ def _load_torchvision(source, opts):
         raise ModelError("unknown torchvision model %r" % name,
                          hint="did you mean %s?" % " or ".join(close) if close else
                          "see torchvision.models.list_models() for the names")
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ModelError("torchvision:%s is not an image classifier; torchvision:NAME covers the classifiers" % name,
+                         hint="wrap it in a factory (package.module:function) whose forward returns tensors, and "
+                         "give task/decoder with --meta")
     kwargs = {"weights": None}
     if opts.get("num_classes"):
         kwargs["num_classes"] = opts["num_classes"]
@@ -119,15 +123,12 @@ def _load_torchvision(source, opts):
     sha = None
     if opts.get("weights"):
         sha = load_weights(module, opts["weights"])
-    is_classifier = name in torchvision.models.list_models(module=torchvision.models)
     meta = {"source": {"kind": "torchvision", "name": name, "torchvision": torchvision.__version__,
                        "weights": os.path.basename(opts["weights"]) if opts.get("weights") else None,
                        "weights_sha256": sha, "framework": "torch"}}
-    note = None
-    if is_classifier:
-        meta.update(_imagenet_defaults())
-        note = ("torchvision classifier: preprocessing set to ImageNet mean/std, RGB, stretch to the input "
-                "size (override with --meta FILE.yaml)")
+    meta.update(_imagenet_defaults())
+    note = ("torchvision classifier: preprocessing set to ImageNet mean/std, RGB, stretch to the input "
+            "size (override with --meta FILE.yaml)")
     return Loaded("torchvision", "torchvision %s (%s)" % (name, "weights %s" % os.path.basename(opts["weights"])
                                                         if opts.get("weights") else "random init"),
                   module=module, meta=meta, sha256=sha, default_meta_note=note)

@@ -367,6 +367,11 @@ def test_unknown_torchvision_name_suggests(tmp_path):
         export_model("torchvision:resnet19", tmp_path / "o.onnx", **QUIET)
 
 
+def test_torchvision_non_classifier_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="not an image classifier"):
+        export_model("torchvision:fcn_resnet50", tmp_path / "o.onnx", **QUIET)
+
+
 def test_state_dict_given_as_source_says_what_to_do(tmp_path):
     torch.save(em.Tiny().state_dict(), str(tmp_path / "sd.pt"))
     with pytest.raises(ModelError, match="--weights"):
