@@ -5,7 +5,7 @@ DESCRIPTION = """Export SOURCE to a self-describing ONNX file for --target.
 
 SOURCE is one of:
   runs/x/best.pt           an edgekit checkpoint (everything comes from its metadata)
-  torchvision:NAME         a torchvision model, random init or --weights FILE (never downloads)
+  torchvision:NAME         a torchvision classifier, random init or --weights FILE (never downloads)
   package.module:factory   a callable returning a torch.nn.Module (--weights FILE optional)
   model.ts / model.pt      a TorchScript file (torch.jit.save)
   model.onnx               an ONNX file: re-checked, metadata added, simplified, linted
