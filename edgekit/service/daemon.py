@@ -231,6 +231,8 @@ class Daemon(object):
         except BaseException:
             self._close_sinks(sinks, 0.5)
             raise
+        if not sinks:
+            warn("no outputs: results are only counted (add --jsonl FILE, --http or --mqtt HOST)")
         return sinks
 
     def _build_http(self, http):
