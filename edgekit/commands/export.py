@@ -16,13 +16,16 @@ TensorRT. Nothing is written unless every check passes."""
 
 
 def add_arguments(parser):
+    import argparse
+
     from edgekit.targets import DEFAULT_TARGET, names
 
     parser.add_argument("source", metavar="SOURCE", help="checkpoint, torchvision:NAME, module:factory, "
                         "TorchScript or .onnx file")
     parser.add_argument("--out", "-o", required=True, metavar="MODEL.onnx", help="output ONNX file")
-    parser.add_argument("--target", "-t", default=DEFAULT_TARGET, choices=names(),
-                        help="device preset (default %(default)s)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--target", "-t", default=DEFAULT_TARGET, choices=names(), metavar="T",
+                        help="device preset: %s (default %%(default)s)" % ", ".join(names()))
     parser.add_argument("--input-size", metavar="H[xW]", help="input height[xwidth] (default: from the "
                         "checkpoint or ONNX file, else 224)")
     parser.add_argument("--batch", default="1", metavar="N|dynamic", help="batch size, or 'dynamic' "

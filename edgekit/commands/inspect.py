@@ -7,11 +7,14 @@ inputs and outputs, the edgekit metadata, the op histogram, parameters and FLOPs
 
 
 def add_arguments(parser):
+    import argparse
+
     from edgekit.targets import names
 
     parser.add_argument("model", metavar="MODEL.onnx", help="ONNX file")
-    parser.add_argument("--target", "-t", choices=names(), help="device preset for the lint and the "
-                        "estimate (default: the model's metadata target, else jetson-nano)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--target", "-t", choices=names(), metavar="T", help="device preset for the lint and "
+                        "the estimate: %s (default: the model's metadata target, else jetson-nano)" % ", ".join(names()))
     parser.add_argument("--layers", action="store_true", help="per-layer FLOPs, params and estimated time")
     parser.add_argument("--input-size", metavar="H[xW]", help="height[xwidth] for FLOPs and the estimate when "
                         "the model's input size is dynamic")
