@@ -198,8 +198,10 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
         "bad_source": "width='x' is not an integer",
         "no_meta": "not a valid ONNX file",
     }[case]
-    proc = run_serve(args, timeout=30)
+    out = tmp_path / "results.jsonl"
+    proc = run_serve(args + ["--jsonl", str(out), "--summary", str(tmp_path / "s.json")], timeout=30)
     assert proc.returncode == 2, proc.stderr
+    assert not out.exists() and not (tmp_path / "s.json").exists()          # nothing left behind
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("edgekit serve: error: ") and expected in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr

@@ -69,8 +69,14 @@ class JsonlSink(QueuedSink):
         self.lines = 0
         self._fd = None
         self._size = 0
+        if os.path.islink(self.path):
+            raise ConfigError("cannot write %s: it is a symlink" % self.path, hint="give the real file path")
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise ConfigError("cannot write %s: directory missing or not writable" % self.path,
+                              hint="create the directory / fix its permissions")
         self.repaired_bytes = repair_tail(self.path)
-        self._open()
+        # opened at the first line: a daemon that fails to start leaves no empty file behind
 
     def _open(self):
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -98,6 +104,8 @@ class JsonlSink(QueuedSink):
     def write_line(self, record):
         """Write one record as one line (used by the worker; callable directly in tests)."""
         data = (json.dumps(record, separators=(",", ":"), default=_json_default) + "\n").encode("utf-8")
+        if self._fd is None:
+            self._open()
         if self.max_bytes and self._size > 0 and self._size + len(data) > self.max_bytes:
             self._rotate()
         view = memoryview(data)
