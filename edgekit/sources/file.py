@@ -10,9 +10,6 @@ import os
 from edgekit.sources.base import Pacer, SourceError, no_more_params, parse_query
 from edgekit.sources.capture import CaptureSource
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265")
-
-
 class FileSource(CaptureSource):
     scheme = "file"
     finite = True
@@ -44,7 +41,8 @@ class FileSource(CaptureSource):
 
     def _configure(self, cap):
         if self._pacer is None:
-            cv2 = __import__("cv2")
+            import cv2
+
             fps = self.fps or float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 30.0
             self._pacer = Pacer(fps if self.realtime else 0, self._stop)
 
