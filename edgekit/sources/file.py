@@ -7,7 +7,7 @@ misses, like a camera; ``realtime=False`` delivers every frame as fast as the co
 
 import os
 
-from edgekit.sources.base import Pacer, SourceError, no_more_params, parse_query
+from edgekit.sources.base import Pacer, SourceError, no_more_params, parse_query, take_int
 from edgekit.sources.capture import CaptureSource
 
 class FileSource(CaptureSource):
@@ -21,7 +21,7 @@ class FileSource(CaptureSource):
             path, params = parse_query(uri)
             realtime = params.pop("realtime", "1" if realtime else "0") not in ("0", "false", "no")
             if "fps" in params:
-                fps = float(params.pop("fps"))
+                fps = take_int(params, "fps", 0, uri, 1)
             no_more_params(params, uri, ["realtime", "fps"])
         path = os.path.realpath(os.path.expanduser(str(path)))
         if not os.path.isfile(path):
