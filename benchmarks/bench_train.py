@@ -49,7 +49,7 @@ def main():
     import torch
 
     work = os.path.join(OUT_DIR, "train-work")
-    results = {"torch_threads": torch.get_num_threads(), "recipes": {}}
+    results = {"torch_threads": torch.get_num_threads(), "recipes": {}, "loadavg_start": os.getloadavg()}
     claims = []
     for name, (metric, goal, budget) in GOALS.items():
         r = run_recipe(name, work)
@@ -61,6 +61,9 @@ def main():
                             "< %.0f s" % budget, " s" if t is not None else "", ok=t is not None and t < budget))
         claims.append(claim("%s whole train() call" % name, r["train_call_s"], "reported", " s"))
     results["claims"] = claims
+    results["loadavg_end"] = os.getloadavg()
+    print("load average (1, 5, 15 min) at start %s, at end %s: other processes share these cores"
+          % (results["loadavg_start"], results["loadavg_end"]))
     write("train", results)
 
 

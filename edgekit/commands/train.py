@@ -14,6 +14,9 @@ examples:
 
 
 def add_arguments(parser):
+    import argparse
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter      # keep the examples' lines
     parser.add_argument("recipe", help="recipe YAML path or name in models/ (shapes-classifier, shapes-detector, "
                         "mobilenet_v2, mobilenet_v3_small, resnet18)")
     parser.add_argument("--data", required=True, metavar="DIR|shapes",

@@ -27,6 +27,7 @@ DEFAULTS = {
     "early_stop": {"patience": 5, "target": None},
     "seed": 0,
     "workers": 0,
+    "threads": "auto",                              # CPU threads per process (see train.pick_threads)
     "amp": True,
     "eval": {"score_threshold": 0.05},
 }

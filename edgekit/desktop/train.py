@@ -123,6 +123,29 @@ def seed_everything(seed):
         torch.backends.cudnn.benchmark = False
 
 
+def pick_threads(setting, info):
+    """CPU threads for this process. "auto": the cores this process may use (shared among the local DDP
+    processes) minus the current load average, at least 1 -- small models on an oversubscribed box run
+    several times slower with more threads than free cores. OMP_NUM_THREADS, when set, wins."""
+    if setting not in (None, "auto"):
+        if not isinstance(setting, int) or setting < 1:
+            raise ConfigError("recipe threads must be a positive integer or auto, got %r" % (setting,))
+        return setting
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    local = max(1, _env_int("LOCAL_WORLD_SIZE", info.world_size))
+    cores = max(1, len(os.sched_getaffinity(0)) // local)
+    busy = os.getloadavg()[0] / local
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def _env_int(name, default):
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 def train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, weights=None,
           resume=False, strict=False, progress=True, data_cache=None):
     out = os.path.abspath(os.fspath(out))
@@ -169,6 +192,8 @@ class _Run(object):
 
         rec = self.rec
         seed_everything(rec["seed"])
+        if self.device.type == "cpu":
+            torch.set_num_threads(pick_threads(rec["threads"], self.info))
         root = resolve_data(data, rec, self.out, self.info, data_cache)
         train_items, val_items, labels = self.task.list_data(root, strict=strict)
         self.meta = build_meta(rec, labels)
@@ -192,9 +217,10 @@ class _Run(object):
             self._restore(state)
             start = state["epoch"] + 1
         if self.info.is_main:
-            say("train: %s (%s) on %d images, val %d, %d classes, device %s%s, %d epochs"
+            say("train: %s (%s) on %d images, val %d, %d classes, device %s%s%s, %d epochs"
                 % (rec["name"], rec["model"]["arch"], len(self.train_ds), len(self.val_ds), len(labels),
-                   self.device, " x%d (DDP %s)" % (self.info.world_size, self.info.backend)
+                   self.device, " (threads: %d)" % torch.get_num_threads() if self.device.type == "cpu" else "",
+                   " x%d (DDP %s)" % (self.info.world_size, self.info.backend)
                    if self.info.distributed else "", rec["epochs"]))
         return self._loop(loader, start, root)
 

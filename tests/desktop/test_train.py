@@ -204,3 +204,21 @@ def test_cli_trains_and_prints_json(tmp_path, cls_data, capsys):
     assert code == 0 and doc["epochs_run"] == 1 and os.path.isfile(doc["best_path"])
     assert torch.load(doc["best_path"], weights_only=True)["recipe"]["seed"] == 3
     assert np.isfinite(doc["best"]["value"])
+
+
+def test_thread_choice(monkeypatch):
+    from edgekit.desktop.ddp import DistInfo
+    from edgekit.desktop.train import pick_threads
+
+    info = DistInfo()
+    assert pick_threads(3, info) == 3
+    with pytest.raises(ConfigError, match="threads"):
+        pick_threads(0, info)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 0, 0))
+    assert pick_threads("auto", info) == 2                       # 4 cores, 2.2 busy
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0, 0))
+    assert pick_threads("auto", info) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0, 0))
+    assert pick_threads("auto", DistInfo(world_size=2)) == 2     # two local processes share 4 cores
