@@ -20,10 +20,11 @@ activates the predictor's runner if it is not active yet (deactivating it again 
 
 import collections
 import os
+import queue
 import threading
 import time
 
-import queue
+from edgekit.profiler.stats import percentile  # nearest rank, one definition (MEASURE.md)
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end", "frame_age")
 OVERLAP_MODES = ("auto", "on", "off")
@@ -43,14 +44,6 @@ def runs_on_gpu(predictor):
         return True
     providers = info.get("providers") or []
     return bool(providers) and providers[0] in GPU_PROVIDERS
-
-
-def percentile(sorted_values, q):
-    """Nearest-rank percentile of an ascending list (MEASURE.md)."""
-    if not sorted_values:
-        return None
-    rank = max(1, int(-(-q * len(sorted_values) // 100)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def latency_summary(samples):
