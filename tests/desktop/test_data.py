@@ -255,3 +255,20 @@ def test_training_sample_equals_runtime_preprocessed_frame(tmp_path, recipe):
         _, target, _ = ds.sample(0)
         frame_box = ds.frame_boxes(0)[:, 1:]
         np.testing.assert_allclose(info.to_frame(target[:, 1:]), frame_box, atol=1e-3)
+
+
+def test_real_process_exit_code_and_single_line(yolo_root, tmp_path):
+    import subprocess
+    import sys
+
+    root = copy_tree(yolo_root, tmp_path / "y")
+    with open(label_file(root, "val", "00001"), "a") as handle:
+        handle.write("0 0.5 0.5\n")
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "train", "shapes-detector", "--data", root,
+                           "--out", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "labels/val/00001.txt line" in lines[0] and "expected 5 fields" in lines[0]
+    assert not (tmp_path / "o").exists()
