@@ -222,3 +222,15 @@ def test_thread_choice(monkeypatch):
     assert pick_threads("auto", info) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0, 0))
     assert pick_threads("auto", DistInfo(world_size=2)) == 2     # two local processes share 4 cores
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v3_small", "resnet18"])
+def test_torchvision_recipes_train_a_step(tmp_path, cls_data, arch):
+    from edgekit.desktop.recipe import load_recipe
+
+    rec = load_recipe(arch)
+    rec.update(input={"size": [32, 32]}, epochs=1, batch=12)
+    result = train(rec, cls_data, tmp_path / arch, progress=False)
+    model, ckpt = load_checkpoint(result["best_path"])
+    assert ckpt["arch"]["name"] == arch and ckpt["output_names"] == ["logits"]
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
