@@ -388,6 +388,10 @@ def write_curves(path, history, metric):
             ax2.plot(epochs, [h[key] for h in history], "o-", label=key)
     ax2.set_xlabel("epoch")
     ax2.set_ylim(0, 1.0)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_title("validation")
     ax2.legend()
     fig.tight_layout()
