@@ -5,10 +5,12 @@ Models are built here (a few KB, 32x32 inputs, see quantize_helpers.py); images 
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))     # quantize_helpers.py
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 pytest.importorskip("torch")

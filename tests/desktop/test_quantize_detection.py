@@ -1,9 +1,11 @@
 """quantize on a detector: mAP@0.5 on a YOLO val set, label checks. Tiny untrained CenterNet, 64x64."""
 
 import os
+import sys
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))     # quantize_helpers.py
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 torch = pytest.importorskip("torch")
