@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/edgekit demo --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -17,7 +17,7 @@ from edgekit.table import format_markdown, format_table
 
 # Sizes that keep the demo under about three minutes on two cores.
 SETTINGS = {
-    "detection": {"recipe": "shapes-detector", "train": 1200, "val": 200, "epochs": 8, "batch": 32},
+    "detection": {"recipe": "shapes-detector", "train": 2000, "val": 200, "epochs": 8, "batch": 32},
     "classification": {"recipe": "shapes-classifier", "train": 1500, "val": 300, "epochs": 6, "batch": 64},
 }
 QUICK = {
