@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from _mosquitto import MOSQUITTO, Mosquitto
+from _mosquitto import MOSQUITTO, Broker
 from edgekit.cli import main
 from edgekit.errors import ConfigError
 from edgekit.fleet import FleetView, parse_broker
@@ -59,7 +59,7 @@ def _start_daemon(python, port, *args):
 def fleet(tmp_path):
     """A broker with three daemons: nano-01 and nano-02 online (paho 1.6 and 2.x), nano-03 died (last will)."""
     daemon_python = SYSTEM_PYTHON if _python_with_paho(SYSTEM_PYTHON) else sys.executable
-    with Mosquitto(tmp_path) as broker:
+    with Broker(tmp_path) as broker:
         procs = [_start_daemon(daemon_python, broker.port, "nano-01", "shapes-a", "fp16", 41.5, 48.0),
                  _start_daemon(sys.executable, broker.port, "nano-02", "shapes-b", "fp16", 39.0, 51.5),
                  _start_daemon(sys.executable, broker.port, "nano-03", "shapes-a", "int8", 12.0, 70.0)]
@@ -120,7 +120,7 @@ def test_fleet_status_on_system_python_with_paho_16(fleet):
 
 
 def test_empty_broker_and_unreachable_broker(tmp_path, capsys):
-    with Mosquitto(tmp_path) as broker:
+    with Broker(tmp_path) as broker:
         code = main(["fleet", "status", "--broker", "127.0.0.1:%d" % broker.port, "--wait", "0.2"])
         assert code == 0 and "no devices publish under edgekit/" in capsys.readouterr().out
         port = broker.port
@@ -165,7 +165,7 @@ def test_fleet_status_sees_real_mqtt_sinks(tmp_path):
     def status(name):
         return lambda: {"ready": True, "model": name, "precision": "fp16", "fps": 29.5, "frames": 300, "dropped": 1}
 
-    with Mosquitto(tmp_path) as broker:
+    with Broker(tmp_path) as broker:
         sinks = [sinks_module.MqttSink("127.0.0.1", port=broker.port, device_id=name, status_fn=status("m-" + name),
                                        telemetry_interval=0.2, thermal_root=str(thermal.parent))
                  for name in ("cam-a", "cam-b")]

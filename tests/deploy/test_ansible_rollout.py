@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import sys
 import signal
-import socket
 
 import numpy as np
 import pytest
 
 from edgekit.desktop.bundle_make import make_bundle
+from _net import free_port as _free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE = os.path.join(ROOT, "deploy", "ansible")
@@ -80,13 +80,6 @@ outputs:
     listen: 127.0.0.1:%d
 """
 
-
-def _free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture

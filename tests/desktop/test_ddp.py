@@ -1,17 +1,12 @@
 """DistributedDataParallel on CPU: two gloo processes end with identical weights; only rank 0 writes."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+from _net import free_port
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 RECIPE = {"name": "ddp-cls", "task": "classification", "model": {"arch": "tiny_cnn", "kwargs": {"width": 4}},

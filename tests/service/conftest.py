@@ -1,83 +1,17 @@
 """Fixtures for the service tests: a real mosquitto broker, frames and records like the pipeline's."""
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
 import time
 
 import numpy as np
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def wait_port(port, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-class Broker(object):
-    """A real mosquitto on 127.0.0.1:<free port>, anonymous, that a test can stop and restart."""
-
-    def __init__(self, workdir, extra=""):
-        self.port = free_port()
-        self.workdir = str(workdir)
-        self.config = os.path.join(self.workdir, "mosquitto.conf")
-        self.log = os.path.join(self.workdir, "mosquitto.log")
-        with open(self.config, "w") as handle:
-            # persistence: subscribers' sessions and queued QoS 1 messages survive a restart.
-            # user: mosquitto started as root drops to "mosquitto", which could not write here
-            handle.write("user %s\n" % pwd.getpwuid(os.getuid()).pw_name)
-            handle.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                         "persistence_location %s/\nautosave_interval 0\n"
-                         "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\n"
-                         % (self.port, self.workdir, self.log))
-            handle.write(extra)
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        if not wait_port(self.port):
-            self.stop()
-            raise RuntimeError("mosquitto did not start on port %d (log: %s)" % (self.port, self.log))
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
+from _mosquitto import MOSQUITTO, SKIP_REASON, Broker  # noqa: F401
 
 
 @pytest.fixture
 def broker(tmp_path):
     if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed (apt install mosquitto; .ci/system-packages.sh installs it)")
+        pytest.skip(SKIP_REASON)
     b = Broker(tmp_path).start()
     try:
         yield b
@@ -89,7 +23,7 @@ def broker(tmp_path):
 def make_broker(tmp_path):
     """make_broker(extra_config_lines) -> a started Broker (TLS listeners, password files...)."""
     if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed (apt install mosquitto; .ci/system-packages.sh installs it)")
+        pytest.skip(SKIP_REASON)
     made = []
 
     def make(extra=""):

@@ -14,16 +14,8 @@ import pytest
 from edgekit.errors import ConfigError
 from edgekit.service.metrics import Metrics
 from edgekit.service.sinks.mqtt import MqttSink, dumps, read_temperatures
+from _net import free_port
 
-
-def free_port():
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -3,13 +3,13 @@ venv's cv2, the GStreamer decoder through Debian's cv2, and reconnection when th
 
 import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 
 from edgekit.sources import open_source
+from _net import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -30,13 +30,6 @@ def server_reason():
 REASON = server_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class RtspServer(object):
