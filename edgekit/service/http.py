@@ -32,7 +32,6 @@ client's thread, once per frame whatever the number of clients, and only when a 
 import hashlib
 import hmac
 import ipaddress
-import json
 import os
 import socket
 import threading
@@ -42,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs, urlsplit
 
+from edgekit.jsonutil import dumps
 from edgekit.errors import ConfigError
 from edgekit.service.metrics import Metrics
 from edgekit.service.sinks.base import Sink
@@ -73,32 +73,8 @@ def is_loopback(host):
         return False
 
 
-def _json_default(value):
-    for attr in ("tolist", "item"):          # numpy arrays and scalars
-        if hasattr(value, attr):
-            return getattr(value, attr)()
-    return str(value)
-
-
-def _finite(value):
-    """NaN/Infinity (not JSON: browsers reject them) -> null, recursively."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return dict((k, _finite(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _finite(value.tolist())
-    return value
-
-
 def to_json(data):
-    try:
-        text = json.dumps(data, default=_json_default, sort_keys=True, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(data), default=_json_default, sort_keys=True, allow_nan=False)
-    return text.encode("utf-8")
+    return dumps(data, sort_keys=True).encode("utf-8")
 
 
 class Response(object):

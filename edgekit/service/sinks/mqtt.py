@@ -23,42 +23,19 @@ paho-mqtt is imported when the sink starts; 1.x (``Client(client_id=...)``, JetP
 
 import collections
 import glob
-import json
 import os
 import threading
 import time
 
+from edgekit.jsonutil import dumps as _dumps
 from edgekit.errors import ConfigError
 from edgekit.service.sinks.base import Sink
 
 THERMAL_ROOT = "/sys/class/thermal"
 
 
-def _json_default(value):
-    for attr in ("tolist", "item"):
-        if hasattr(value, attr):
-            return getattr(value, attr)()
-    return str(value)
-
-
-def _finite(value):
-    """NaN/Infinity (not JSON for most consumers) -> null, recursively."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return dict((k, _finite(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _finite(value.tolist())
-    return value
-
-
 def dumps(data):
-    try:
-        return json.dumps(data, default=_json_default, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(data), default=_json_default, separators=(",", ":"), allow_nan=False)
+    return _dumps(data, separators=(",", ":"))
 
 
 def read_temperatures(root=THERMAL_ROOT):
