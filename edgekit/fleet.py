@@ -26,18 +26,15 @@ FIELDS = ("device", "state", "model", "precision", "fps", "temperature_c", "fram
 
 def parse_broker(text):
     """'host', 'host:port' or '[v6addr]:port' -> (host, port)."""
+    from edgekit.service.config import parse_host_port
+
     text = (text or "").strip()
-    host, port = text, DEFAULT_PORT
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        port = int(port)
-    except ValueError:
-        port = -1
+    host, port = None, -1
+    if text and not text.startswith(":"):     # a bind address may omit the host; a broker may not
+        try:
+            host, port = parse_host_port(text, "--broker", DEFAULT_PORT)
+        except ConfigError:
+            pass
     if not host or not 0 < port < 65536:
         raise ConfigError("bad broker address %r" % text, hint="use --broker HOST or HOST:PORT, e.g. 10.0.0.5:1883")
     return host, port
