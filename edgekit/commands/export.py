@@ -22,7 +22,9 @@ def add_arguments(parser):
 
     parser.add_argument("source", metavar="SOURCE", help="checkpoint, torchvision:NAME, module:factory, "
                         "TorchScript or .onnx file")
-    parser.add_argument("--out", "-o", required=True, metavar="MODEL.onnx", help="output ONNX file")
+    parser.add_argument("--out", "-o", metavar="MODEL.onnx",
+                        help="output ONNX file (default: beside a checkpoint or TorchScript SOURCE, same name "
+                        "with .onnx, e.g. runs/det/best.pt -> runs/det/best.onnx)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--target", "-t", default=DEFAULT_TARGET, choices=names(), metavar="T",
                         help="device preset: %s (default %%(default)s)" % ", ".join(names()))
@@ -51,7 +53,7 @@ def run(args):
     from edgekit.progress import say
 
     report = export_model(
-        args.source, args.out, target=args.target, input_size=args.input_size, batch=args.batch,
+        args.source, default_out(args.source, args.out), target=args.target, input_size=args.input_size, batch=args.batch,
         opset=args.opset, weights=args.weights, labels=args.labels, simplify=not args.no_simplify,
         meta_overrides=args.meta, strict=args.strict,
         tolerance={"atol": args.atol, "rtol": args.rtol},
@@ -61,6 +63,20 @@ def run(args):
     else:
         _print_summary(report)
     return 0
+
+
+def default_out(source, out):
+    """--out, or SOURCE's path with .onnx for a file source (never the ONNX source itself)."""
+    import os
+
+    from edgekit.errors import ConfigError
+
+    if out:
+        return out
+    stem, ext = os.path.splitext(source)
+    if ext.lower() in (".pt", ".pth", ".ts", ".torchscript") and os.path.isfile(source):
+        return stem + ".onnx"
+    raise ConfigError("say where to write the ONNX file", hint="add --out MODEL.onnx")
 
 
 def _print_summary(report):

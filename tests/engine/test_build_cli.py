@@ -134,11 +134,13 @@ def test_print_trtexec_asks_for_shapes_of_a_dynamic_input(tmp_path):
 
 
 def _console_examples():
-    """The `$ edgekit ...` examples of docs/readme/jetson.md's console block, with their printed lines."""
+    """The `$ edgekit ...` examples of the README's first console block in its Jetson section, with
+    their printed lines."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, "docs", "readme", "jetson.md")) as handle:
+    with open(os.path.join(root, "README.md")) as handle:
         text = handle.read()
-    block = text.split("```console\n", 1)[1].split("```", 1)[0]
+    section = text.split("\n## On the Jetson", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
     examples = []
     for line in block.splitlines():
         if line.startswith("$ "):

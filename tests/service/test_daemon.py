@@ -262,7 +262,7 @@ def test_unit_file_verifies(tmp_path):
                               stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
     if "Overall exposure level" in security.stdout:
         score = float(security.stdout.split("Overall exposure level for edgekit.service:")[1].split()[0])
-        assert score <= 2.5, security.stdout[-300:]        # docs/readme/serve.md reports it (1.8 here)
+        assert score <= 2.5, security.stdout[-300:]        # the README (systemd) reports it (1.8 here)
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"
