@@ -33,6 +33,16 @@ def at_least(low):
     return lambda v: None if v >= low else "must be >= %s" % low
 
 
+def host_names(v):
+    """allowed_hosts: Host-header names (no port, no scheme), answered without a token."""
+    for name in v:
+        if not isinstance(name, str) or not name.strip():
+            return "must be a list of host names"
+        if any(c in name for c in " /@") or name.count(":") == 1:
+            return "must hold bare host names (no scheme, port or path), e.g. nano-01.local"
+    return None
+
+
 def port_range(v):
     return None if 0 <= v <= 65535 else "must be a port number 0..65535"
 
@@ -78,6 +88,8 @@ SCHEMA = {
             "token_file": Key(OPT_STR, None, path=True),
             "max_streams": Key(int, 4, check=at_least(1)),
             "max_request_bytes": Key(int, 8192, check=at_least(256)),
+            "allowed_hosts": Key(list, [], check=host_names,
+                                 doc="Host-header names answered without a token besides loopback (DNS rebinding)"),
         },
         "mqtt": {
             "host": Key(OPT_STR, None, doc="broker; off when null"),
@@ -88,13 +100,20 @@ SCHEMA = {
             "telemetry_interval_s": Key(NUM, 10.0, check=at_least(0.1)),
             "username": Key(OPT_STR, None),
             "password_file": Key(OPT_STR, None, path=True),
+            "tls": {            # `tls: true` is short for `tls: {enabled: true}`
+                "enabled": Key(bool, False, doc="TLS to the broker (system CAs unless ca_certs)"),
+                "ca_certs": Key(OPT_STR, None, path=True, doc="CA bundle that signed the broker's certificate"),
+                "certfile": Key(OPT_STR, None, path=True, doc="client certificate (brokers that require one)"),
+                "keyfile": Key(OPT_STR, None, path=True, doc="client certificate's private key"),
+                "insecure": Key(bool, False, doc="skip the broker host name check (testing only)"),
+            },
         },
     },
     "summary": Key(OPT_STR, None, path=True, doc="write a JSON summary here at exit"),
 }
 
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-              type(None): "null", dict: "a mapping"}
+              type(None): "null", dict: "a mapping", list: "a list"}
 
 
 def defaults(schema=SCHEMA):
@@ -136,6 +155,8 @@ def _merge(schema, data, base_dir, prefix, out):
         if isinstance(spec, dict):
             if value is None:
                 continue
+            if isinstance(value, bool) and "enabled" in spec:
+                value = {"enabled": value}          # `tls: true` -> tls.enabled
             _merge(spec, value, base_dir, key + ".", out.setdefault(name, {}))
             continue
         if not _type_ok(value, spec.types):
@@ -199,6 +220,7 @@ def load_config(path=None, overrides=None):
     merge(cfg, flags, base_dir=os.getcwd())
     _check_required(SCHEMA, cfg)
     check_http(cfg)
+    check_mqtt_tls(cfg)
     return cfg
 
 
@@ -235,6 +257,44 @@ def check_http(cfg):
     if not is_loopback(host) and not http["token_file"]:
         raise ConfigError("HTTP on %s (not loopback) needs a token" % host,
                           hint="give --token-file FILE (outputs.http.token_file), or bind to 127.0.0.1")
+
+
+TLS_FILES = ("ca_certs", "certfile", "keyfile")
+
+
+def check_mqtt_tls(cfg):
+    """outputs.mqtt.tls: files given only with TLS on, each a readable regular file (resolved),
+    a key only with its certificate. Returns MqttSink's ``tls=`` argument: None, {} or a mapping."""
+    tls = cfg["outputs"]["mqtt"]["tls"]
+    given = [name for name in TLS_FILES if tls[name]]
+    if not tls["enabled"]:
+        if given or tls["insecure"]:
+            first = (given or ["insecure"])[0]
+            raise ConfigError("config key outputs.mqtt.tls.%s is set but outputs.mqtt.tls.enabled is false" % first,
+                              hint="set outputs.mqtt.tls.enabled: true (or remove the TLS settings)")
+        return None
+    if tls["keyfile"] and not tls["certfile"]:
+        raise ConfigError("config key outputs.mqtt.tls.keyfile needs outputs.mqtt.tls.certfile",
+                          hint="give the client certificate that goes with the key")
+    out = {}
+    for name in given:
+        out[name] = check_input_file(tls[name], "outputs.mqtt.tls.%s" % name)
+        tls[name] = out[name]
+    if tls["insecure"]:
+        out["insecure"] = True
+    return out
+
+
+def check_input_file(path, key):
+    """A file the daemon reads (certificates, keys): resolved; must be a readable regular file."""
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise ConfigError("%s: no such file %s" % (key, path), hint="check the path")
+    if not os.path.isfile(real):
+        raise ConfigError("%s: %s is not a regular file" % (key, real), hint="give the file itself")
+    if not os.access(real, os.R_OK):
+        raise ConfigError("%s: %s is not readable" % (key, real), hint="check its permissions")
+    return real
 
 
 def read_secret(path, key):

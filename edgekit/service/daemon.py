@@ -122,6 +122,17 @@ def open_predictor(cfg, log=say):
     return predictor
 
 
+def describe_tls(tls):
+    if tls is None:
+        return " (plain TCP)"
+    parts = ["CA %s" % tls["ca_certs"] if tls.get("ca_certs") else "system CAs"]
+    if tls.get("certfile"):
+        parts.append("client certificate %s" % tls["certfile"])
+    if tls.get("insecure"):
+        parts.append("host name NOT checked")
+    return " over TLS (%s)" % ", ".join(parts)
+
+
 def describe_model(predictor, path, backend, reason):
     meta = predictor.meta
     info = predictor.runner.describe() or {}
@@ -246,9 +257,12 @@ class Daemon(object):
                 warn("token file %s is readable by every user: chmod 600 it" % http["token_file"])
         server = HttpServer(host=host, port=port, token=token, metrics=self.metrics, status_fn=self.status,
                             labels=None, max_streams=http["max_streams"],
-                            max_request_bytes=http["max_request_bytes"])
+                            max_request_bytes=http["max_request_bytes"], allowed_hosts=http["allowed_hosts"])
         server.start()
-        self.log("HTTP on %s%s" % (server.url, " (token required)" if token else ""))
+        extra = " (token required)" if token else ""
+        if http["allowed_hosts"] and not token:
+            extra = " (Host names answered besides loopback: %s)" % ", ".join(http["allowed_hosts"])
+        self.log("HTTP on %s%s" % (server.url, extra))
         return server
 
     def _build_mqtt(self, cfg, mqtt):
@@ -257,14 +271,15 @@ class Daemon(object):
         password = None
         if mqtt["password_file"]:
             password, _ = config_mod.read_secret(mqtt["password_file"], "outputs.mqtt.password_file")
+        tls = config_mod.check_mqtt_tls(cfg)
         sink = MqttSink(mqtt["host"], port=mqtt["port"], device_id=cfg["device_id"],
                         topic_prefix=mqtt["topic_prefix"], qos=mqtt["qos"], buffer=mqtt["buffer"],
                         metrics=self.metrics, status_fn=self.status,
                         telemetry_interval=mqtt["telemetry_interval_s"], username=mqtt["username"],
-                        password=password)
+                        password=password, tls=tls)
         sink.start()
-        self.log("MQTT to %s:%d, topics %s/%s/..." % (mqtt["host"], mqtt["port"], mqtt["topic_prefix"],
-                                                     cfg["device_id"]))
+        self.log("MQTT to %s:%d%s, topics %s/%s/..." % (mqtt["host"], mqtt["port"], describe_tls(tls),
+                                                       mqtt["topic_prefix"], cfg["device_id"]))
         return sink
 
     def _label_http(self, predictor):

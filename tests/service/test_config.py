@@ -118,3 +118,49 @@ def test_example_config_is_valid():
 
     missing = [k for k in keys(cfgmod.SCHEMA) if k.split(".")[-1] + ":" not in text]
     assert missing == []
+
+
+def test_mqtt_tls_paths_resolved_and_checked(tmp_path):
+    (tmp_path / "certs").mkdir()
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (tmp_path / "certs" / name).write_text("x")
+    path = write(tmp_path, "outputs:\n  mqtt:\n    host: broker\n    tls: {enabled: true, ca_certs: certs/ca.crt,"
+                 " certfile: certs/client.crt, keyfile: certs/client.key}\n")
+    cfg = cfgmod.load_config(path, BASE)
+    tls = cfg["outputs"]["mqtt"]["tls"]
+    assert tls["ca_certs"] == os.path.realpath(str(tmp_path / "certs" / "ca.crt"))   # relative to the file
+    assert cfgmod.check_mqtt_tls(cfg) == {"ca_certs": tls["ca_certs"], "certfile": tls["certfile"],
+                                          "keyfile": tls["keyfile"]}
+    # `tls: true`: the system's CAs; no tls: plain TCP (MqttSink's tls=None)
+    assert cfgmod.check_mqtt_tls(cfgmod.load_config(write(tmp_path, "outputs: {mqtt: {tls: true}}"), BASE)) == {}
+    assert cfgmod.check_mqtt_tls(cfgmod.load_config(None, BASE)) is None
+    insecure = cfgmod.load_config(write(tmp_path, "outputs: {mqtt: {tls: {enabled: true, insecure: true}}}"), BASE)
+    assert cfgmod.check_mqtt_tls(insecure) == {"insecure": True}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("outputs: {mqtt: {tls: {ca_certs: missing.crt}}}",
+     "config key outputs.mqtt.tls.ca_certs is set but outputs.mqtt.tls.enabled is false"),
+    ("outputs: {mqtt: {tls: {enabled: true, ca_certs: missing.crt}}}", "outputs.mqtt.tls.ca_certs: no such file"),
+    ("outputs: {mqtt: {tls: {enabled: true, ca_certs: .}}}", "outputs.mqtt.tls.ca_certs: %s is not a regular file"),
+    ("outputs: {mqtt: {tls: {enabled: true, keyfile: serve.yaml}}}",
+     "config key outputs.mqtt.tls.keyfile needs outputs.mqtt.tls.certfile"),
+    ("outputs: {mqtt: {tls: {enabled: yes please}}}", "config key outputs.mqtt.tls.enabled must be true or false"),
+    ("outputs: {mqtt: {tls: {cafile: ca.crt}}}", "config key outputs.mqtt.tls.cafile is unknown"),
+    ("outputs: {mqtt: {tls: 1}}", "config key outputs.mqtt.tls must be a mapping, got 1"),
+    ("outputs: {http: {allowed_hosts: cam.local}}", "config key outputs.http.allowed_hosts must be a list, got 'cam.local'"),
+    ("outputs: {http: {allowed_hosts: ['cam.local:8080']}}", "must hold bare host names (no scheme, port or path)"),
+    ("outputs: {http: {allowed_hosts: ['http://cam.local']}}", "must hold bare host names"),
+    ("outputs: {http: {allowed_hosts: [8080]}}", "config key outputs.http.allowed_hosts must be a list of host names"),
+])
+def test_tls_and_allowed_hosts_mistakes_name_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        cfgmod.load_config(path, BASE)
+    assert (message % os.path.realpath(str(tmp_path)) if "%s" in message else message) in info.value.one_line()
+
+
+def test_allowed_hosts(tmp_path):
+    assert cfgmod.load_config(None, BASE)["outputs"]["http"]["allowed_hosts"] == []
+    path = write(tmp_path, "outputs: {http: {listen: '127.0.0.1:0', allowed_hosts: [nano-01.local, 10.0.0.7]}}")
+    assert cfgmod.load_config(path, BASE)["outputs"]["http"]["allowed_hosts"] == ["nano-01.local", "10.0.0.7"]
