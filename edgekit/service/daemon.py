@@ -114,7 +114,9 @@ def open_predictor(cfg, log=say):
     try:
         text = describe_model(predictor, path, backend, reason)
         if backend == "onnxruntime":
-            text += ", spinning %s" % ("on" if options["spinning"] else "off")
+            threads = options.get("threads")
+            text += ", intra-op threads %s, spinning %s" % (
+                threads or "default (ONNX Runtime: one per physical core)", "on" if options["spinning"] else "off")
         log(text)
     except Exception:
         predictor.__exit__(None, None, None)
@@ -195,6 +197,7 @@ class Daemon(object):
             raise
         self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics, device_id=cfg["device_id"],
                                  overlap=cfg["pipeline"]["overlap"], read_timeout=0.5)
+        self.log(self.pipeline.describe_mode())
         self._label_http(predictor)
         self.metrics.describe("reloads_total", "counter", "SIGHUP reloads, by result.")
         return self

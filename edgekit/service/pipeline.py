@@ -112,6 +112,17 @@ class Pipeline(object):
     def overlapping(self):
         return self.overlap == "on" or (self.overlap == "auto" and runs_on_gpu(self.predictor))
 
+    def describe_mode(self):
+        """One line for the daemon's startup log: how frames flow and why (no silent choice)."""
+        if self.overlapping:
+            why = "forced by overlap: on" if self.overlap == "on" else "inference runs on the GPU"
+            return "pipeline overlapped: frame N+1 read and preprocessed while N is inferred (%s)" % why
+        if self.overlap == "off":
+            return "pipeline sequential (overlap: off); the grabber thread decodes in parallel"
+        return ("pipeline sequential: inference runs on the CPU and uses every core, so preprocessing "
+                "in parallel would only take cores from it; the grabber thread decodes in parallel "
+                "(overlap: on to change)")
+
     def run(self, max_frames=None, stop_event=None):
         """Process frames until ``max_frames`` (total), ``stop_event``, or the end of a finite source.
         Returns ``summary()``."""

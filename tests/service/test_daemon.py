@@ -125,6 +125,9 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
     assert set(["frames", "dropped", "fps", "reconnects", "latency_ms"]) <= set(data)
     assert "(auto: first available of tensorrt, onnxruntime, opencv)" in proc.stderr
     assert "frames 160x120 are resized (stretch) to 32x32" in proc.stderr
+    # what the daemon chose for the CPU, said at startup (bench_daemon measures these choices)
+    assert "intra-op threads default (ONNX Runtime: one per physical core), spinning off" in proc.stderr
+    assert "pipeline sequential: inference runs on the CPU" in proc.stderr
 
 
 def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):

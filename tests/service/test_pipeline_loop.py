@@ -72,6 +72,8 @@ def test_overlap_gives_the_same_results(model):
     _, off, sink_off, _ = run_pipeline(model, uri, overlap="off")
     pipeline, on, sink_on, _ = run_pipeline(model, uri, overlap="on")
     assert on["overlap"] is True and on["frames"] == off["frames"] == 30
+    assert pipeline.describe_mode().startswith("pipeline overlapped") and "forced by overlap: on" in \
+        pipeline.describe_mode()
     assert [r["result"] for r, _ in sink_on.items] == [r["result"] for r, _ in sink_off.items]
     assert [r["seq"] for r, _ in sink_on.items] == list(range(1, 31))
 
