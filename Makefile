@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.edgekit-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/demo
 
-.PHONY: demo test test-fast bench lint venv clean help
+.PHONY: demo test test-fast test-py36 bench lint venv clean help
 
 help:
 	@echo "make demo   - dataset -> train -> export -> quantize -> profile -> serve, on the CPU (runs/demo)"
-	@echo "make test   - the whole test suite"
+	@echo "make test   - the whole test suite (includes test-py36 when Python 3.6 is here)"
+	@echo "make test-py36 - pip install . into a Python 3.6 venv and run the device-side tests there"
 	@echo "make bench  - speed and accuracy benchmarks (ratios measured in one run)"
 	@echo "make lint   - ruff, and vermin on the device side"
 
@@ -35,6 +36,48 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The device side on a real CPython 3.6 (JetPack 4.6's Python), installed the board's way:
+# pip 21.3.1 builds edgekit with flit_core from pyproject.toml and resolves the base
+# dependencies' open ranges to the newest releases that still support 3.6 (numpy 1.19.5,
+# paho-mqtt 1.6.1, PyYAML 6.0.1, opencv-python-headless 4.6.0.66). --prefer-binary: opencv
+# >= 4.7 ships cp37 wheels only, and without the flag pip 21.3.1 on x86_64 3.6 would compile
+# the newest opencv sdist from source (the board, aarch64, does not pull opencv at all).
+# Test tools are pinned to the last releases for 3.6; onnx builds the tests' tiny models,
+# matplotlib is what `edgekit profile --plot` imports (python3-matplotlib on the board).
+# tests/test_python36.py runs this target inside `make test`.
+PY36        ?= /root/.pyenv/versions/3.6.15/bin/python3.6
+PY36_VENV   ?= .venv-py36
+PY36_BIN    := $(PY36_VENV)/bin
+PY36_STAMP  := $(PY36_VENV)/.edgekit-installed
+PY36_PIP    := $(PY36_BIN)/python -m pip --disable-pip-version-check -q
+PY36_TOOLS  := pytest==7.0.1 onnxruntime==1.10.0 onnx==1.11.0 'matplotlib<3.4'
+PY36_SOURCES := $(shell find edgekit -name '*.py' -not -path 'edgekit/desktop/*')
+# Device-side test files only (tests that drive edgekit.desktop, torch, vermin or flit_core
+# stay in the main tier). Deselected: the TensorRT 10 stand-in parses an opset-17 model with
+# the installed onnxruntime, and 1.10 reads opset <= 15; the vermin check runs in the main tier.
+PY36_TESTS  := tests/test_meta.py tests/test_targets.py tests/test_cli.py tests/test_fsutil.py \
+	tests/test_doctor.py tests/test_fleet.py tests/test_readme.py \
+	tests/vision tests/runners tests/sources tests/service tests/engine \
+	tests/profiler --ignore=tests/profiler/test_estimate.py \
+	tests/bundle/test_bundle_verify.py tests/bundle/test_bundle_safety.py \
+	tests/bundle/test_bundle_install.py tests/bundle/test_bundle_engine_standin.py \
+	--deselect tests/engine/test_build_standin.py::test_opset_too_new_for_tensorrt_82_is_a_model_error \
+	--deselect tests/engine/test_build_jetson_suite.py::test_jetson_python_files_are_python36
+
+$(PY36_STAMP): pyproject.toml $(PY36_SOURCES)
+	@test -x $(PY36) || { echo "no Python 3.6 at $(PY36) (set PY36=...)"; exit 1; }
+	test -x $(PY36_BIN)/python || $(PY36) -m venv $(PY36_VENV)
+	$(PY36_PIP) install pip==21.3.1
+	$(PY36_PIP) install --prefer-binary .
+	$(PY36_PIP) install --prefer-binary $(PY36_TOOLS)
+	$(PY36_PIP) check
+	cd / && $(abspath $(PY36_BIN))/edgekit --help >/dev/null && $(abspath $(PY36_BIN))/edgekit serve --help >/dev/null
+	touch $(PY36_STAMP)
+
+test-py36: $(PY36_STAMP)
+	$(PY36_BIN)/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \
+		-m "not jetson and not system_python" $(PY36_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
@@ -43,4 +86,4 @@ lint: $(STAMP)
 	$(BIN)/vermin --target=3.6- --no-tips --violations --exclude-regex 'edgekit/desktop/.*' edgekit
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(PY36_VENV) runs .pytest_cache
