@@ -94,6 +94,8 @@ class Preprocessor(object):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ConfigError("expected a colour image HxWx3, got shape %s" % (image.shape,),
                               hint="convert grey or RGBA frames to BGR first")
+        if self.dtype != np.uint8 and self.layout == "NCHW":
+            return self._normalize_planar(image)
         if self.color == "RGB":
             image = image[:, :, ::-1]
         if self.dtype == np.uint8:
@@ -105,6 +107,21 @@ class Preprocessor(object):
         if self.layout == "NCHW":
             out = out.transpose(2, 0, 1)
         return np.ascontiguousarray(out, dtype=self.dtype)
+
+    def _normalize_planar(self, image):
+        """The hot path (float NCHW): split into contiguous planes, then convert, scale and offset each
+        plane in place -- no HWC float copy, no transpose copy. About 15x faster than the HWC route
+        (0.06 vs 0.87 ms for 224x224 here), which matters when inference takes a few ms (MEASURE.md)."""
+        planes = _cv2().split(image)                       # B, G, R
+        if self.color == "RGB":
+            planes = planes[::-1]
+        out = np.empty((3,) + image.shape[:2], dtype=np.float32)
+        for c in range(3):
+            plane = out[c]
+            plane[...] = planes[c]
+            plane *= self._scale[c]
+            plane += self._offset[c]
+        return out if self.dtype == np.float32 else out.astype(self.dtype)
 
     def __call__(self, frame):
         """BGR uint8 frame -> (1xCxHxW tensor, LetterboxInfo)."""

@@ -80,3 +80,16 @@ def test_batch():
     frames = [np.zeros((10, 10, 3), np.uint8), np.ones((20, 30, 3), np.uint8)]
     tensor, infos = Preprocessor((8, 8)).batch(frames)
     assert tensor.shape == (2, 3, 8, 8) and len(infos) == 2
+
+
+@pytest.mark.parametrize("layout, dtype", [("NCHW", "float16"), ("NHWC", "float32")])
+def test_every_layout_and_dtype_matches_the_reference(layout, dtype):
+    rng = np.random.RandomState(3)
+    frame = rng.randint(0, 256, size=(30, 40, 3)).astype(np.uint8)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    tensor, _ = Preprocessor((24, 24), color="RGB", mean=mean, std=std, layout=layout, dtype=dtype)(frame)
+    ref = naive(frame, (24, 24), "RGB", mean, std)
+    if layout == "NHWC":
+        ref = ref.transpose(0, 2, 3, 1)
+    assert tensor.dtype == np.dtype(dtype) and tensor.shape == ref.shape
+    np.testing.assert_allclose(tensor.astype(np.float64), ref, atol=2e-3 if dtype == "float16" else 1e-5)
