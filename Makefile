@@ -39,9 +39,8 @@ test-fast: $(STAMP)
 # The device side on a real CPython 3.6 (JetPack 4.6's Python), installed the board's way:
 # pip 21.3.1 builds edgekit with flit_core from pyproject.toml and resolves the base
 # dependencies' open ranges to the newest releases that still support 3.6 (numpy 1.19.5,
-# paho-mqtt 1.6.1, PyYAML 6.0.1, opencv-python-headless 4.6.0.66). --prefer-binary: opencv
-# >= 4.7 ships cp37 wheels only, and without the flag pip 21.3.1 on x86_64 3.6 would compile
-# the newest opencv sdist from source (the board, aarch64, does not pull opencv at all).
+# paho-mqtt 1.6.1, PyYAML 6.0.1, opencv-python-headless 4.6.0.66: pyproject caps OpenCV below 4.7
+# on 3.6, whose newer releases ship no 3.6 wheels). --prefer-binary keeps the test tools off sdists.
 # Test tools are pinned to the last releases for 3.6; onnx builds the tests' tiny models,
 # matplotlib is what `edgekit profile --plot` imports (python3-matplotlib on the board).
 # tests/test_python36.py runs this target inside `make test`.
@@ -68,7 +67,7 @@ $(PY36_STAMP): pyproject.toml $(PY36_SOURCES)
 	@test -x $(PY36) || { echo "no Python 3.6 at $(PY36) (set PY36=...)"; exit 1; }
 	test -x $(PY36_BIN)/python || $(PY36) -m venv $(PY36_VENV)
 	$(PY36_PIP) install pip==21.3.1
-	$(PY36_PIP) install --prefer-binary .
+	$(PY36_PIP) install .
 	$(PY36_PIP) install --prefer-binary $(PY36_TOOLS)
 	$(PY36_PIP) check
 	cd / && $(abspath $(PY36_BIN))/edgekit --help >/dev/null && $(abspath $(PY36_BIN))/edgekit serve --help >/dev/null
