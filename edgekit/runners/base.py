@@ -32,8 +32,9 @@ class TensorSpec(object):
 
 
 class Runner(object):
-    """Base class. Subclasses set ``name`` and implement activate/deactivate/infer_impl and
-    input_specs/output_specs.
+    """Base class. Subclasses set ``name`` and implement activate/deactivate/infer_impl; activate
+    stores the model's TensorSpecs in ``self._inputs``/``self._outputs`` (or the subclass overrides
+    input_specs/output_specs).
 
     ``last_timing`` holds the stage split of the last inference in milliseconds where the
     backend can measure it (TensorRT: ``h2d``, ``compute``, ``d2h``).
@@ -66,10 +67,12 @@ class Runner(object):
 
     # -- description ----------------------------------------------------------------------
     def input_specs(self):
-        raise NotImplementedError
+        """[TensorSpec]; by default what ``activate`` stored in ``self._inputs``."""
+        return self._inputs
 
     def output_specs(self):
-        raise NotImplementedError
+        """[TensorSpec]; by default what ``activate`` stored in ``self._outputs``."""
+        return self._outputs
 
     def describe(self):
         """Context for reports: backend, version, provider, threads, precision."""

@@ -91,12 +91,6 @@ class OnnxRuntimeRunner(Runner):
     def deactivate(self):
         self.session = None
 
-    def input_specs(self):
-        return self._inputs
-
-    def output_specs(self):
-        return self._outputs
-
     def infer_impl(self, feed):
         values = self.session.run(self._output_names, feed)
         return dict(zip(self._output_names, values))

@@ -136,12 +136,6 @@ class OpenCVRunner(Runner):
     def deactivate(self):
         self.net = None
 
-    def input_specs(self):
-        return self._inputs
-
-    def output_specs(self):
-        return self._outputs
-
     def infer_impl(self, feed):
         for name, array in feed.items():
             self.net.setInput(array, name)
