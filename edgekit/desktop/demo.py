@@ -113,8 +113,7 @@ class Demo(object):
             result = profile_model(self.path(name), backend="onnxruntime", duration_s=duration, warmup_ms=200,
                                    min_iters=20, telemetry=False)
             rows[name] = result
-        self.report["profile"] = dict((k, {"latency_ms": v["latency_ms_summary"] if "latency_ms_summary" in v
-                                           else _no_samples(v["latency_ms"]),
+        self.report["profile"] = dict((k, {"latency_ms": _no_samples(v["latency_ms"]),
                                            "throughput_fps": v["throughput_fps"],
                                            "first_inference_ms": v.get("first_inference_ms")})
                                       for k, v in rows.items())
@@ -135,8 +134,7 @@ class Demo(object):
 
         result = make_bundle(self.path("model-nano-fp16.onnx"), self.path("bundle-jetson-nano.tar.gz"),
                              target="jetson-nano", config=self._write_serve_config())
-        self.report["bundle"] = {"path": self.path("bundle-jetson-nano.tar.gz"),
-                                 "id": result.get("id") or result.get("bundle_id")}
+        self.report["bundle"] = {"path": self.path("bundle-jetson-nano.tar.gz"), "id": result["bundle_id"]}
         return "bundle-jetson-nano.tar.gz (%s)" % self.report["bundle"]["id"]
 
     def _write_serve_config(self):
@@ -289,15 +287,8 @@ def _free_listen(listen):
 
 
 def _best_metric(best):
-    if isinstance(best.get("metric"), str) and isinstance(best.get("value"), (int, float)):
-        return best["metric"], float(best["value"])
-    for key in ("map50", "accuracy", "val_accuracy", "metric"):
-        if key in best and isinstance(best[key], (int, float)):
-            return key, float(best[key])
-    for key, value in best.items():
-        if isinstance(value, float):
-            return key, value
-    return "metric", float("nan")
+    """train()'s "best" entry names its metric: {"metric": "map50", "value": 0.97, ...}."""
+    return best["metric"], float(best["value"])
 
 
 def _slim(report):

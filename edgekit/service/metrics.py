@@ -23,11 +23,7 @@ def _fmt_labels(key, extra=None):
 
 
 def _fmt_value(value):
-    if value == float("inf"):
-        return "+Inf"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return repr(value)
-    return repr(value)
+    return "+Inf" if value == float("inf") else repr(value)
 
 
 class Metrics(object):
