@@ -41,6 +41,7 @@ class Runner(object):
     """
 
     name = "base"
+    concurrent = False         # True: infer() may be called from several threads at once (pipeline workers)
 
     def __init__(self, model_path, **options):
         self.model_path = model_path

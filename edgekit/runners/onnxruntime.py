@@ -34,9 +34,12 @@ def _ort():
 class OnnxRuntimeRunner(Runner):
     """Options: ``providers`` (list of cpu/cuda/tensorrt, default: cpu), ``threads`` (intra-op;
     None = ORT's default), ``spinning`` (bool), ``profile`` (bool: ORT's per-node profiler),
-    ``graph_optimization`` ("all"|"basic"|"extended"|"disable")."""
+    ``graph_optimization`` ("all"|"basic"|"extended"|"disable"), ``session_config`` (dict of ONNX
+    Runtime session config entries, e.g. {"session.force_spinning_stop": "1"}; versions that do not
+    know a key ignore it)."""
 
     name = "onnxruntime"
+    concurrent = True          # InferenceSession.run may be called from several threads at once
 
     @staticmethod
     def available():
@@ -55,6 +58,8 @@ class OnnxRuntimeRunner(Runner):
         spinning = self.options.get("spinning")
         if spinning is not None:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        for key, value in sorted((self.options.get("session_config") or {}).items()):
+            opts.add_session_config_entry(str(key), str(value))
         level = self.options.get("graph_optimization", "all")
         opts.graph_optimization_level = {
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,

@@ -242,3 +242,158 @@ def test_live_fps_drops_to_zero_when_frames_stop(model):
         assert pipeline.live_fps() > 0
         pipeline._recent = type(pipeline._recent)([t - 10.0 for t in pipeline._recent], maxlen=60)
         assert pipeline.live_fps() == 0.0
+
+
+# -- several workers (frames in flight) -----------------------------------------------------------
+def run_workers(model, uri, workers, threads=1, sinks=None, **kwargs):
+    sink, metrics = ListSink(), Metrics()
+    with Predictor.open(model, backend="onnxruntime", threads=threads) as predictor, open_source(uri) as source:
+        pipeline = Pipeline(source, predictor, sinks=[sink], metrics=metrics, workers=workers)
+        summary = pipeline.run(**kwargs)
+    return pipeline, summary, sink, metrics
+
+
+class JitterPredictor(object):
+    """A real predictor whose inference takes a random few milliseconds, so workers overtake each other."""
+
+    def __init__(self, real, seed=0):
+        import random
+
+        self.real, self.runner, self.meta = real, real.runner, real.meta
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def preprocess(self, image):
+        return self.real.preprocess(image)
+
+    def infer(self, feed):
+        with self.lock:
+            delay = self.random.uniform(0, 0.006)
+        time.sleep(delay)
+        return self.real.infer(feed)
+
+    def postprocess(self, outputs, info):
+        return self.real.postprocess(outputs, info)
+
+
+def test_workers_publish_every_frame_in_reading_order_with_the_same_results(model):
+    uri = "synthetic://?width=96&height=64&fps=0&frames=60"
+    _, one, sink_one, _ = run_workers(model, uri, 1)
+    sink, metrics = ListSink(), Metrics()
+    with Predictor.open(model, backend="onnxruntime", threads=1) as real, open_source(uri) as source:
+        pipeline = Pipeline(source, JitterPredictor(real), sinks=[sink], metrics=metrics, workers=3)
+        summary = pipeline.run()
+    assert summary["frames"] == one["frames"] == 60 and summary["workers"] == 3 and summary["overlap"] is False
+    assert [r["seq"] for r, _ in sink.items] == list(range(1, 61))
+    assert [r["result"] for r, _ in sink.items] == [r["result"] for r, _ in sink_one.items]
+    assert all(len(pipeline.samples[s]) == 60 for s in STAGES)
+    assert "edgekit_frames_total 60" in metrics.render_prometheus()
+    assert pipeline.describe_mode().startswith("pipeline with 3 workers: 3 frames in flight")
+    names = set()
+    original = Pipeline._publish
+
+    def spy(self, *args):
+        names.add(threading.current_thread().name)
+        return original(self, *args)
+
+    Pipeline._publish = spy
+    try:
+        run_workers(model, uri, 2)
+    finally:
+        Pipeline._publish = original
+    assert names and names <= {"infer-1", "infer-2"}       # published by the workers themselves
+
+
+def test_workers_stop_at_max_frames_and_lose_nothing_between_runs(model):
+    sink = ListSink()
+    with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
+            open_source("synthetic://?width=32&height=32&fps=0&frames=40") as source:
+        pipeline = Pipeline(source, predictor, sinks=[sink], workers=2)
+        for n in (1, 2, 7, 8, 20):
+            assert pipeline.run(max_frames=n)["frames"] == n
+        summary = pipeline.run()
+    assert summary["frames"] == 40
+    assert [r["seq"] for r, _ in sink.items] == list(range(1, 41))
+
+
+def test_workers_stop_event_and_failures(model):
+    stop = threading.Event()
+    with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
+            open_source("synthetic://?width=64&height=48&fps=200") as source:
+        pipeline = Pipeline(source, predictor, workers=2)
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        summary = pipeline.run(stop_event=stop)
+        assert time.monotonic() - started < 2.0 and summary["frames"] > 5
+    with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
+            open_source("synthetic://?width=32&height=32&fps=0") as source:
+        pipeline = Pipeline(source, BrokenPredictor(predictor), metrics=Metrics(), workers=2)
+        with pytest.raises(PipelineError, match="100 frames in a row failed; last: RuntimeError: device lost"):
+            pipeline.run()
+    assert pipeline.errors >= 100 and pipeline.ready is False
+
+
+def test_workers_swap_the_model_between_groups(model, tmp_path):
+    other = tiny_classifier(tmp_path / "other.onnx", labels=["a", "b", "c", "d"], seed=3)
+    sink = ListSink()
+    stop = threading.Event()
+    with Predictor.open(model, backend="onnxruntime", threads=1) as first, \
+            open_source("synthetic://?width=64&height=48&fps=0") as source:
+        pipeline = Pipeline(source, first, sinks=[sink], workers=2)
+        thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
+        thread.start()
+        while len(sink.items) < 5:
+            time.sleep(0.01)
+        second = Predictor.open(other, backend="onnxruntime", threads=1).__enter__()
+        old, _, _ = pipeline.replace(predictor=second)
+        assert old is first
+        n = len(sink.items)
+        while len(sink.items) < n + 5:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(5)
+        second.__exit__(None, None, None)
+    models = [r["model"] for r, _ in sink.items]
+    assert models[0] == "tiny.onnx" and models[-1] == "other.onnx"
+    assert models == sorted(models, key=lambda m: m == "other.onnx")
+    seqs = [r["seq"] for r, _ in sink.items]
+    assert seqs == list(range(1, len(seqs) + 1))          # lossless source: nothing lost over the swap
+
+
+def test_workers_need_a_concurrent_runner_and_no_overlap(model):
+    from edgekit.errors import ConfigError
+
+    class OneAtATime(object):
+        name = "opencv"
+        concurrent = False
+
+    class P(object):
+        runner = OneAtATime()
+
+    source = open_source("synthetic://?width=32&height=32&fps=0&frames=1")
+    with pytest.raises(ConfigError, match="the opencv runner infers one frame at a time; pipeline workers must be 1"):
+        Pipeline(source, P(), workers=2)
+    with Predictor.open(model, backend="onnxruntime") as predictor:
+        with pytest.raises(ConfigError, match="overlap: on and workers: 2 do not combine"):
+            Pipeline(source, predictor, workers=2, overlap="on")
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(ConfigError, match="pipeline workers must be an integer >= 1"):
+                Pipeline(source, predictor, workers=bad)
+
+
+def test_reorder_buffer_publishes_in_ticket_order_from_any_thread():
+    from edgekit.service.pipeline import _Turns
+
+    turns, out = _Turns(), []
+    tickets = [turns.take() for _ in range(5)]
+    turns.deliver(tickets[2], lambda: out.append(2))
+    turns.deliver(tickets[1], lambda: out.append(1))
+    assert out == []                                   # 0 not delivered yet
+    turns.deliver(tickets[0], lambda: out.append(0))
+    assert out == [0, 1, 2]
+    turns.deliver(tickets[4], lambda: out.append(4))
+    turns.deliver(tickets[3], None)                    # a worker that failed between read and publish
+    assert out == [0, 1, 2, 4]
+    turns.deliver(tickets[3], lambda: out.append("late"))   # already settled: ignored
+    turns.deliver(None, lambda: out.append("now"))
+    assert out == [0, 1, 2, 4, "now"]
