@@ -22,6 +22,7 @@ FLAG_KEYS = (
     ("token_file", "outputs.http.token_file"),
     ("frames", "pipeline.max_frames"),
     ("overlap", "pipeline.overlap"),
+    ("workers", "pipeline.workers"),
     ("summary", "summary"),
 )
 
@@ -49,6 +50,9 @@ def add_arguments(parser):
     parser.add_argument("--meta", metavar="FILE", help="metadata YAML for a model without an edgekit block")
     parser.add_argument("--overlap", choices=("auto", "on", "off"),
                         help="preprocess the next frame during inference (auto: on when inference runs on a GPU)")
+    parser.add_argument("--workers", type=_workers, metavar="N|auto",
+                        help="frames in flight (default auto: one per core for a file read with --fast or an "
+                        "image folder on the CPU; 1 for cameras and streams, for the lowest latency)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout at exit")
 
 
@@ -62,6 +66,10 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
     return value
+
+
+def _workers(text):
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def overrides_from_args(args):

@@ -33,6 +33,12 @@ def at_least(low):
     return lambda v: None if v >= low else "must be >= %s" % low
 
 
+def workers_value(v):
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return None
+    return "must be auto or an integer >= 1"
+
+
 def host_names(v):
     """allowed_hosts: Host-header names (no port, no scheme), answered without a token."""
     for name in v:
@@ -60,7 +66,8 @@ SCHEMA = {
         "backend": Key(str, "auto", choices=BACKENDS),
         "meta": Key(OPT_STR, None, path=True, doc="YAML metadata for a model without an edgekit block"),
         "threads": Key(OPT_INT, None, check=at_least(1), doc="ONNX Runtime intra-op threads"),
-        "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning (null: off in the daemon)"),
+        "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning during each inference (null: on, "
+                        "stopped when the inference returns)"),
     },
     "source": {
         "uri": Key(OPT_STR, None, required=True, path="uri", doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),
@@ -74,6 +81,8 @@ SCHEMA = {
     },
     "pipeline": {
         "overlap": Key(str, "auto", choices=("auto", "on", "off"), doc="preprocess N+1 while inferring N"),
+        "workers": Key((str, int), "auto", check=workers_value,
+                       doc="frames in flight: auto = one per core for a lossless source on a CPU runner, else 1"),
         "max_frames": Key(OPT_INT, None, check=at_least(1), doc="stop after this many frames"),
     },
     "outputs": {

@@ -89,39 +89,81 @@ def resolve_backend(name, model_path):
     raise BackendUnavailable("no inference backend is installed", hint=INSTALL_HINTS["onnxruntime"])
 
 
-def open_predictor(cfg, log=say):
-    """Load and activate the model; logs the backend chosen and what changes (precision, shape)."""
+def load_predictor(cfg):
+    """The model's metadata and runner, not activated yet: (predictor, backend, reason)."""
     from edgekit.predictor import Predictor
 
     model = cfg["model"]
     path = config_mod.check_model_path(model["path"])
     backend, reason = resolve_backend(model["backend"], path)
-    options = {}
-    if backend == "onnxruntime":
-        options = dict((k, model[k]) for k in ("threads", "spinning") if model[k] is not None)
-        # Spinning ORT threads burn CPU between frames that the grabber, the outputs and the rest of
-        # the board need; off unless asked for (bench_daemon measures both on a shared box).
-        options.setdefault("spinning", False)
-    elif model["threads"] is not None or model["spinning"] is not None:
+    if backend != "onnxruntime" and (model["threads"] is not None or model["spinning"] is not None):
         warn("model.threads / model.spinning apply to onnxruntime only; ignored for %s" % backend)
     meta = None
     if model["meta"]:
         from edgekit.meta import load_meta_yaml
 
         meta = load_meta_yaml(model["meta"])
-    predictor = Predictor.open(path, backend=backend, meta=meta, **options)
+    return Predictor.open(path, backend=backend, meta=meta), backend, reason
+
+
+def ort_options(model, workers=1, cores=None):
+    """The daemon's ONNX Runtime settings. Threads: the user's, else one per core shared by the
+    workers (one worker: ONNX Runtime's default, one per physical core). Spinning: on while an
+    inference runs and stopped as it returns (``session.force_spinning_stop``), so the threads
+    do not sleep and wake at every layer, nor burn the cores the grabber and the outputs need
+    between frames (bench_daemon measures on / off / spinning on between frames too)."""
+    cores = cores or os.cpu_count() or 1
+    options = {}
+    if model["threads"] is not None:
+        options["threads"] = model["threads"]
+    elif workers > 1:
+        options["threads"] = max(1, cores // workers)
+    spinning = True if model["spinning"] is None else model["spinning"]
+    options["spinning"] = spinning
+    if spinning:
+        options["session_config"] = {"session.force_spinning_stop": "1"}
+    return options
+
+
+def resolve_workers(setting, backend, source, cores=None):
+    """(frames in flight, why) for pipeline.workers: a number, or auto - one per core (at most 4)
+    when every frame of the source counts and the runner takes concurrent calls on the CPU, else 1."""
+    if setting != "auto":
+        return int(setting), "pipeline.workers: %d" % int(setting)
+    cores = cores or os.cpu_count() or 1
+    if backend != "onnxruntime":
+        return 1, "auto: the %s runner takes one frame at a time" % backend
+    if not source.lossless:
+        return 1, "auto: a live source, whose newest frame is wanted soonest"
+    if cores < 2:
+        return 1, "auto: one core"
+    return min(cores, 4), "auto: every frame of the source counts and inference runs on the CPU"
+
+
+def activate_predictor(predictor, cfg, backend, reason, workers=1, log=say):
+    """Set the runner's options for ``workers``, load the model, log what runs how."""
+    if backend == "onnxruntime":
+        predictor.runner.options.update(ort_options(cfg["model"], workers))
     predictor.__enter__()
     try:
-        text = describe_model(predictor, path, backend, reason)
+        text = describe_model(predictor, predictor.runner.model_path, backend, reason)
         if backend == "onnxruntime":
+            options = predictor.runner.options
             threads = options.get("threads")
             text += ", intra-op threads %s, spinning %s" % (
-                threads or "default (ONNX Runtime: one per physical core)", "on" if options["spinning"] else "off")
+                threads or "default (ONNX Runtime: one per physical core)",
+                "during inference" if options["spinning"] else "off")
         log(text)
     except Exception:
         predictor.__exit__(None, None, None)
         raise
     return predictor
+
+
+def open_predictor(cfg, log=say, workers=1):
+    """Load and activate the model; logs the backend chosen and what changes (precision, shape)."""
+    predictor, backend, reason = load_predictor(cfg)
+    return activate_predictor(predictor, cfg, backend, reason, workers, log)
 
 
 def describe_tls(tls):
@@ -180,29 +222,38 @@ class Daemon(object):
     def build(self):
         """Outputs first (a bad HTTP bind or path fails before the model loads), then model, source."""
         from edgekit.service.metrics import Metrics
-        from edgekit.service.pipeline import Pipeline
+        from edgekit.service.pipeline import Pipeline, check_concurrent
 
         cfg = self.cfg
         self.metrics = Metrics()
         sinks = self._build_sinks(cfg)
+        source = None
         try:
-            predictor = open_predictor(cfg, self.log)
+            predictor, backend, reason = load_predictor(cfg)
+            source = self._build_source(cfg, predictor, start=False)
+            workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
+            if workers > 1:
+                check_concurrent(predictor)
+            activate_predictor(predictor, cfg, backend, reason, workers, self.log)
             try:
-                source = self._build_source(cfg, predictor)
+                self._start_source(source)
+                self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics,
+                                         device_id=cfg["device_id"], overlap=cfg["pipeline"]["overlap"],
+                                         read_timeout=0.5, workers=workers)
             except BaseException:
                 predictor.__exit__(None, None, None)
                 raise
         except BaseException:
+            if source is not None:
+                source.close(timeout=0.5)
             self._close_sinks(sinks, 0.5)
             raise
-        self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics, device_id=cfg["device_id"],
-                                 overlap=cfg["pipeline"]["overlap"], read_timeout=0.5)
-        self.log(self.pipeline.describe_mode())
+        self.log("%s (%s)" % (self.pipeline.describe_mode(), why))
         self._label_http(predictor)
         self.metrics.describe("reloads_total", "counter", "SIGHUP reloads, by result.")
         return self
 
-    def _build_source(self, cfg, predictor):
+    def _build_source(self, cfg, predictor, start=True):
         from edgekit.sources import open_source
 
         src = cfg["source"]
@@ -210,9 +261,13 @@ class Daemon(object):
                              decoder=src["decoder"], read_timeout=src["read_timeout_s"],
                              backoff_initial=src["reconnect_initial_s"], backoff_max=src["reconnect_max_s"],
                              model_hw=tuple(predictor.meta.input_hw))
+        if start:
+            self._start_source(source)
+        return source
+
+    def _start_source(self, source):
         source.start()
         self.log("source %s" % source.describe())
-        return source
 
     def _build_jsonl(self, cfg):
         from edgekit.service.sinks.jsonl import JsonlSink
@@ -466,8 +521,15 @@ class Daemon(object):
         new_source = None
         try:
             cfg = config_mod.load_config(self.config_path, self.overrides)
-            predictor = open_predictor(cfg, self.log)
+            workers = self.pipeline.workers
+            if cfg["pipeline"]["workers"] != self.cfg["pipeline"]["workers"]:
+                warn("pipeline.workers changed: restart the service to apply it (kept at %d)" % workers)
+            predictor = open_predictor(cfg, self.log, workers)
             try:
+                if workers > 1:
+                    from edgekit.service.pipeline import check_concurrent
+
+                    check_concurrent(predictor)
                 if cfg["source"] != self.cfg["source"]:
                     new_source = self._build_source(cfg, predictor)
             except BaseException:

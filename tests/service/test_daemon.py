@@ -125,9 +125,29 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
     assert set(["frames", "dropped", "fps", "reconnects", "latency_ms"]) <= set(data)
     assert "(auto: first available of tensorrt, onnxruntime, opencv)" in proc.stderr
     assert "frames 160x120 are resized (stretch) to 32x32" in proc.stderr
-    # what the daemon chose for the CPU, said at startup (bench_daemon measures these choices)
-    assert "intra-op threads default (ONNX Runtime: one per physical core), spinning off" in proc.stderr
+    # what the daemon chose for the CPU, said at startup (bench_daemon measures these choices): a file
+    # read with --fast is lossless, so every core gets a worker with one intra-op thread each
+    workers = min(os.cpu_count() or 1, 4)
+    if workers > 1:
+        assert "intra-op threads %d, spinning during inference" % max(1, (os.cpu_count() or 1) // workers) \
+            in proc.stderr
+        assert ("pipeline with %d workers: %d frames in flight" % (workers, workers)) in proc.stderr
+        assert "(auto: every frame of the source counts and inference runs on the CPU)" in proc.stderr
+        assert data["workers"] == workers
+    # the same file paced like a camera: one worker, ONNX Runtime's threads, spinning only during inference
+    proc = run_serve(["--model", model, "--source", video, "--frames", "3", "--json", "--threads", "2"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["workers"] == 1
+    assert "intra-op threads 2, spinning during inference" in proc.stderr
     assert "pipeline sequential: inference runs on the CPU" in proc.stderr
+    assert "(auto: a live source, whose newest frame is wanted soonest)" in proc.stderr
+    # forced: two workers on a camera-paced file, and spinning off from the config
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: {spinning: false}\npipeline: {workers: 2}\n")
+    proc = run_serve(["--model", model, "--source", video, "--frames", "4", "--json", "--config", str(config)])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["workers"] == 2 and "spinning off" in proc.stderr
+    assert "(pipeline.workers: 2)" in proc.stderr
 
 
 def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
@@ -179,12 +199,15 @@ def wait_for_lines(path, n, timeout=15):
     raise AssertionError("fewer than %d lines in %s" % (n, path))
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "bad_config", "http_no_token", "bad_source", "no_meta"])
+@pytest.mark.parametrize("case", ["missing", "corrupt", "bad_config", "http_no_token", "bad_source", "no_meta",
+                                  "bad_workers", "workers_one_at_a_time", "workers_flag"])
 def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x0a\x05hello-not-onnx")
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("model: {path: %s}\nsource: {uri: synthetic://}\noutputs: {jsonl: {max_bytes: 12}}\n" % model)
+    bad_workers = tmp_path / "workers.yaml"
+    bad_workers.write_text("model: {path: %s}\nsource: {uri: synthetic://}\npipeline: {workers: 0}\n" % model)
     args = {
         "missing": ["--model", str(tmp_path / "nope.onnx"), "--source", "synthetic://"],
         "corrupt": ["--model", str(corrupt), "--source", "synthetic://", "--backend", "onnxruntime"],
@@ -192,6 +215,10 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
         "http_no_token": ["--model", model, "--source", "synthetic://", "--http", "0.0.0.0:8080"],
         "bad_source": ["--model", model, "--source", "synthetic://?width=x"],
         "no_meta": ["--model", str(corrupt), "--source", "synthetic://", "--backend", "onnxruntime"],
+        "bad_workers": ["--config", str(bad_workers)],
+        "workers_one_at_a_time": ["--model", model, "--source", "synthetic://", "--backend", "opencv",
+                                  "--workers", "2"],
+        "workers_flag": ["--model", model, "--source", "synthetic://", "--workers", "many"],
     }[case]
     expected = {
         "missing": "model file not found",
@@ -200,6 +227,9 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
         "http_no_token": "HTTP on 0.0.0.0 (not loopback) needs a token",
         "bad_source": "width='x' is not an integer",
         "no_meta": "not a valid ONNX file",
+        "bad_workers": "config key pipeline.workers must be auto or an integer >= 1, got 0",
+        "workers_one_at_a_time": "the opencv runner infers one frame at a time; pipeline workers must be 1",
+        "workers_flag": "argument --workers: 'many' is not an integer",
     }[case]
     out = tmp_path / "results.jsonl"
     proc = run_serve(args + ["--jsonl", str(out), "--summary", str(tmp_path / "s.json")], timeout=30)
