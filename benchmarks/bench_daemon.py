@@ -1,28 +1,25 @@
 """Daemon throughput against the bound its own stages set (MEASURE.md, "The daemon's bound").
 
 For torchvision resnet18 and mobilenet_v2 (random weights, exported to ONNX with edgekit metadata
-here) on a 640x480 MP4 written by OpenCV, in one run, alternating:
-  - each stage alone: decode (cv2.VideoCapture), preprocess, inference (the bare runner),
-    postprocess - wall time and CPU time (process_time) per frame;
-  - the daemon: Pipeline(file source, lossless, looping) for 3 s: frames/s;
-  - the daemon on the same file paced at 30 fps like a camera (newest frame kept): frame age at
-    publication. (A lossless source hands over a frame decoded while the previous one was inferred,
-    so its frames are older by design; a camera's newest frame is what the age goal is about.)
+here) on a 640x480 MP4 written by OpenCV, with the daemon's own settings (edgekit/service/daemon.py:
+``resolve_workers``, ``ort_options``), in one run, interleaved in short bursts (this box's speed
+drifts by +-15% within a second, so each repetition measures everything within about 3 s and the
+claims are medians over the repetitions):
+  - each stage alone, in the daemon's configuration: decode (cv2.VideoCapture), preprocess,
+    inference, postprocess - wall and CPU time (process_time) per frame. Inference runs as the
+    daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
+  - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
+    where ``workers: auto`` puts one worker per core on a CPU: frames/s;
+  - the same daemon with one worker (one frame at a time, ONNX Runtime's threads on all cores), as
+    it runs for a live camera, with its own bound: frames/s;
+  - the one-worker daemon on the file paced at 30 fps like a camera (newest frame kept): frame age
+    at publication.
 CPU-only box: bound = min(cores / CPU seconds per frame over the four stages, bare runner rate).
-Claims: daemon fps / bound (goal >= 0.95), frame age p50 / inference p50 (goal <= 1.5x); the bare
-runner rate is printed beside. Medians of the repetitions.
-
-Beside the claims, what explains them (each per repetition, medians printed):
-  - sequential ceiling: 1 / (preprocess + inference + postprocess wall time), over the bound - the
-    most a loop that preprocesses and infers one after the other can reach (decoding is on the
-    grabber thread);
-  - the daemon with overlap on (a worker preprocesses frame N+1 during inference of N) and with ORT
-    spinning on, as fps ratios to the default daemon;
-  - daemon CPU per frame over the stages' CPU sum (> 1: the daemon wastes CPU on hand-offs);
-  - CPU share of the bare runner: inference CPU time / (wall time x cores). About 0.95 on an idle
-    box with 2 intra-op threads; much lower means another job took the cores during that repetition,
-    and then every ratio here is unreliable (the scheduler shares cores per thread, and the daemon has
-    one thread more than the bare runner) - such repetitions are marked "contended".
+Claims: daemon fps / bound (goal >= 0.95) for the auto daemon; frame age p50 / inference p50 (goal
+<= 1.5x). Printed beside: the bare runner's rate (one caller and N callers), the one-worker daemon
+against its own bound, the bound with inference measured with a single caller ("strict": it omits
+what two inferences at once cost each other in cache and memory bandwidth), the daemon's CPU per
+frame over the stages' sum, and thread spinning during inference against spinning off.
 """
 
 import os
@@ -37,12 +34,11 @@ sys.path.insert(0, HERE)
 from _common import claim, median, write  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet18")
-REPEATS = 5
-DAEMON_SECONDS = 3.0
+REPEATS = 10
+DAEMON_SECONDS = 0.5
 AGE_SECONDS = 2.0
-STAGE_SECONDS = 1.0
+AGE_REPEATS = 3
 VIDEO_FRAMES = 120
-QUIET_CPU_SHARE = 0.85       # below: another job had the cores during that repetition
 
 
 def export(name, path):
@@ -78,13 +74,38 @@ def make_video(path):
     return path
 
 
-def timed_loop(fn, seconds=STAGE_SECONDS, min_iters=20):
+def timed_loop(fn, seconds, min_iters=10):
     """Call fn until both `seconds` and `min_iters` are reached; (wall s/iter, cpu s/iter)."""
     fn()
     n, w0, c0 = 0, time.perf_counter(), time.process_time()
     while n < min_iters or time.perf_counter() - w0 < seconds:
         fn()
         n += 1
+    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
+
+
+def concurrent_loop(fn, callers, seconds):
+    """`callers` threads call fn for `seconds`; (wall s per call overall, cpu s per call)."""
+    import threading
+
+    if callers == 1:
+        return timed_loop(fn, seconds)
+    fn()
+    counts = [0] * callers
+    end = time.perf_counter() + seconds
+
+    def work(i):
+        while time.perf_counter() < end:
+            fn()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(callers)]
+    w0, c0 = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = sum(counts)
     return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
 
 
@@ -100,25 +121,30 @@ def measure_decode(video):
             state["cap"] = cv2.VideoCapture(video)
             state["cap"].read()
 
-    result = timed_loop(step)
+    result = timed_loop(step, 0.2)
     state["cap"].release()
     return result
 
 
-def measure_stages(predictor, video):
-    import cv2
-
-    cap = cv2.VideoCapture(video)
-    _, frame = cap.read()
-    cap.release()
+def measure_stages(predictor, frame, video, callers):
     feed, info = predictor.preprocess(frame)
     outputs = predictor.infer(feed)
-    return {
+    stages = {
         "decode": measure_decode(video),
-        "preprocess": timed_loop(lambda: predictor.preprocess(frame)),
-        "infer": timed_loop(lambda: predictor.infer(feed)),
-        "postprocess": timed_loop(lambda: predictor.postprocess(outputs, info)),
+        "preprocess": timed_loop(lambda: predictor.preprocess(frame), 0.1),
+        "infer": concurrent_loop(lambda: predictor.infer(feed), callers, 0.3),
+        "postprocess": timed_loop(lambda: predictor.postprocess(outputs, info), 0.1),
     }
+    if callers > 1:
+        stages["infer_one_caller"] = timed_loop(lambda: predictor.infer(feed), 0.2)
+    return stages
+
+
+def bound_of(stages, cores, infer="infer", callers=1):
+    """(min(cores / CPU per frame over the four stages, bare runner rate), CPU per frame). With
+    ``callers`` > 1 and inference measured with one caller, the runner's rate is callers / its time."""
+    cpu = sum(stages[k][1] for k in ("decode", "preprocess", "postprocess")) + stages[infer][1]
+    return min(cores / cpu, float(callers) / stages[infer][0]), cpu
 
 
 def run_for(pipeline, seconds, min_frames):
@@ -129,7 +155,7 @@ def run_for(pipeline, seconds, min_frames):
     start, first = time.perf_counter(), pipeline.frames
 
     def watch():
-        while not stop.wait(0.05):
+        while not stop.wait(0.02):
             if time.perf_counter() - start >= seconds and pipeline.frames - first >= min_frames:
                 stop.set()
 
@@ -142,18 +168,18 @@ def run_for(pipeline, seconds, min_frames):
     return pipeline.frames - first, wall
 
 
-def measure_daemon(predictor, video, overlap="auto"):
+def measure_daemon(predictor, video, workers):
     """Throughput: every frame of the video, as fast as the daemon takes them (lossless, looping)."""
     from edgekit.service.pipeline import Pipeline
     from edgekit.sources import open_source
 
     with open_source(video, realtime=False, loop=True) as source:
-        pipeline = Pipeline(source, predictor, overlap=overlap)
-        pipeline.run(max_frames=5)                        # warm-up
+        pipeline = Pipeline(source, predictor, workers=workers)
+        pipeline.run(max_frames=2 * workers + 2)          # warm-up
         cpu0 = time.process_time()
         frames, wall = run_for(pipeline, DAEMON_SECONDS, 20)
         cpu = time.process_time() - cpu0
-    return {"fps": frames / wall, "frames": frames, "overlap": pipeline.overlapping, "cpu_per_frame": cpu / frames}
+    return {"fps": frames / wall, "frames": frames, "cpu_per_frame": cpu / frames}
 
 
 def measure_age(predictor, video):
@@ -162,7 +188,7 @@ def measure_age(predictor, video):
     from edgekit.sources import open_source
 
     with open_source(video, realtime=True, loop=True) as source:
-        pipeline = Pipeline(source, predictor, overlap="auto")
+        pipeline = Pipeline(source, predictor, workers=1)
         pipeline.run(max_frames=3)
         run_for(pipeline, AGE_SECONDS, 20)
     samples = pipeline.samples
@@ -170,58 +196,90 @@ def measure_age(predictor, video):
             "dropped": pipeline.summary()["dropped"]}
 
 
-def bench_model(name, workdir, video, cores):
+def open_daemon_predictor(path, workers, **model):
+    """A Predictor with the ONNX Runtime options the daemon uses for `workers` (daemon.ort_options)."""
     from edgekit.predictor import Predictor
+    from edgekit.service.daemon import ort_options
+
+    settings = {"threads": None, "spinning": None}
+    settings.update(model)
+    return Predictor.open(path, backend="onnxruntime", **ort_options(settings, workers))
+
+
+def bench_model(name, workdir, video, cores):
+    import contextlib
+
+    import cv2
+
+    from edgekit.service.daemon import resolve_workers
+    from edgekit.sources import open_source
 
     path = export(name, os.path.join(workdir, name + ".onnx"))
+    workers, why = resolve_workers("auto", "onnxruntime", open_source(video, realtime=False))
+    cap = cv2.VideoCapture(video)
+    _, frame = cap.read()
+    cap.release()
     runs = []
-    # the daemon's ONNX Runtime settings: default threads, spinning off (edgekit/service/daemon.py);
-    # a spinning runner beside it, to show why that default
-    with Predictor.open(path, backend="onnxruntime", spinning=False) as predictor, \
-            Predictor.open(path, backend="onnxruntime", spinning=True) as spinning:
-        for _ in range(REPEATS):
-            stages = measure_stages(predictor, video)
-            daemon = measure_daemon(predictor, video)
-            daemon.update(measure_age(predictor, video))
-            daemon["fps_spinning"] = measure_daemon(spinning, video)["fps"]
-            daemon["fps_overlap"] = measure_daemon(predictor, video, overlap="on")["fps"]
-            cpu_per_frame = sum(cpu for _, cpu in stages.values())
-            bare_rate = 1.0 / stages["infer"][0]
-            bound = min(cores / cpu_per_frame, bare_rate)
-            sequential = 1.0 / sum(stages[k][0] for k in ("preprocess", "infer", "postprocess"))
-            share = stages["infer"][1] / (stages["infer"][0] * cores)
-            runs.append({"stages_ms": dict((k, {"wall": w * 1e3, "cpu": c * 1e3}) for k, (w, c) in stages.items()),
-                         "cpu_per_frame_ms": cpu_per_frame * 1e3, "bare_fps": bare_rate, "bound_fps": bound,
-                         "daemon": daemon, "ratio": daemon["fps"] / bound,
-                         "sequential_ceiling": sequential / bound,
-                         "overlap_vs_default": daemon["fps_overlap"] / daemon["fps"],
-                         "daemon_cpu_vs_stages": daemon["cpu_per_frame"] / cpu_per_frame,
-                         "bare_cpu_share": share, "contended": share < QUIET_CPU_SHARE,
-                         "age_ratio": daemon["frame_age_p50"] / daemon["infer_p50"]})
-    quiet = [r for r in runs if not r["contended"]]
-    result = {"runs": runs,
-              "ratio": median([r["ratio"] for r in runs]),
-              "ratio_quiet_runs": median([r["ratio"] for r in quiet]) if quiet else None,
-              "quiet_runs": len(quiet),
-              "sequential_ceiling": median([r["sequential_ceiling"] for r in runs]),
-              "overlap_vs_default": median([r["overlap_vs_default"] for r in runs]),
-              "daemon_cpu_vs_stages": median([r["daemon_cpu_vs_stages"] for r in runs]),
-              "bare_cpu_share": median([r["bare_cpu_share"] for r in runs]),
-              "age_ratio": median([r["age_ratio"] for r in runs]),
-              "daemon_fps": median([r["daemon"]["fps"] for r in runs]),
-              "bound_fps": median([r["bound_fps"] for r in runs]),
-              "bare_fps": median([r["bare_fps"] for r in runs]),
-              "spinning_vs_not": median([r["daemon"]["fps_spinning"] / r["daemon"]["fps"] for r in runs])}
-    stage_text = ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in runs[-1]["stages_ms"].items())
-    print("%s: stages ms wall/cpu: %s; daemon %.1f fps, bound %.1f fps, bare runner %.1f fps; "
-          "daemon with ORT spinning on / off: %.2fx" % (name, stage_text, result["daemon_fps"], result["bound_fps"],
-                                                        result["bare_fps"], result["spinning_vs_not"]), flush=True)
-    print("%s: daemon/bound per run %s; sequential ceiling %.3f; overlap on / off %.2fx; daemon CPU per frame / "
-          "stages' %.3f; bare runner CPU share %s (%d of %d runs quiet, >= %.2f)" % (
-              name, ", ".join("%.3f" % r["ratio"] for r in runs), result["sequential_ceiling"],
-              result["overlap_vs_default"], result["daemon_cpu_vs_stages"],
-              ", ".join("%.2f" % r["bare_cpu_share"] for r in runs), len(quiet), len(runs), QUIET_CPU_SHARE),
+    with contextlib.ExitStack() as stack:
+        auto = stack.enter_context(open_daemon_predictor(path, workers))
+        one = stack.enter_context(open_daemon_predictor(path, 1))
+        no_spin = stack.enter_context(open_daemon_predictor(path, 1, spinning=False))
+        for rep in range(REPEATS):
+            stages = measure_stages(auto, frame, video, workers)
+            daemon = measure_daemon(auto, video, workers)
+            one_stages = measure_stages(one, frame, video, 1)
+            one_daemon = measure_daemon(one, video, 1)
+            no_spin_daemon = measure_daemon(no_spin, video, 1)
+            bound, cpu = bound_of(stages, cores)
+            one_bound, _ = bound_of(one_stages, cores)
+            run = {"stages_ms": dict((k, {"wall": w * 1e3, "cpu": c * 1e3}) for k, (w, c) in stages.items()),
+                   "cpu_per_frame_ms": cpu * 1e3, "bound_fps": bound, "bare_fps": 1.0 / stages["infer"][0],
+                   "daemon_fps": daemon["fps"], "ratio": daemon["fps"] / bound,
+                   "daemon_cpu_vs_stages": daemon["cpu_per_frame"] / cpu,
+                   "one_worker": {"daemon_fps": one_daemon["fps"], "bound_fps": one_bound,
+                                  "bare_fps": 1.0 / one_stages["infer"][0], "ratio": one_daemon["fps"] / one_bound,
+                                  "sequential_ceiling": 1.0 / sum(one_stages[k][0] for k in (
+                                      "preprocess", "infer", "postprocess")) / one_bound,
+                                  "spinning_off_fps": no_spin_daemon["fps"]},
+                   "auto_vs_one_worker": daemon["fps"] / one_daemon["fps"],
+                   "spinning_vs_off": one_daemon["fps"] / no_spin_daemon["fps"]}
+            if workers > 1:
+                strict, _ = bound_of(stages, cores, infer="infer_one_caller", callers=workers)
+                run["bare_fps_one_caller"] = 1.0 / stages["infer_one_caller"][0]
+                run["ratio_strict"] = daemon["fps"] / strict
+            if rep < AGE_REPEATS:
+                run["age"] = measure_age(one, video)
+                run["age_ratio"] = run["age"]["frame_age_p50"] / run["age"]["infer_p50"]
+            runs.append(run)
+
+    def med(key, sub=None):
+        values = [(r[sub] if sub else r).get(key) for r in runs]
+        values = [v for v in values if v is not None]
+        return median(values) if values else None
+
+    result = {"workers": workers, "workers_why": why, "runs": runs,
+              "ratio": med("ratio"), "ratio_strict": med("ratio_strict"),
+              "daemon_fps": med("daemon_fps"), "bound_fps": med("bound_fps"), "bare_fps": med("bare_fps"),
+              "bare_fps_one_caller": med("bare_fps_one_caller"),
+              "daemon_cpu_vs_stages": med("daemon_cpu_vs_stages"),
+              "one_worker": dict((k, med(k, "one_worker")) for k in runs[0]["one_worker"]),
+              "auto_vs_one_worker": med("auto_vs_one_worker"), "spinning_vs_off": med("spinning_vs_off"),
+              "age_ratio": med("age_ratio")}
+    last = runs[-1]["stages_ms"]
+    print("%s: %d workers (%s); stages ms wall/cpu (last run): %s" % (
+        name, workers, why, ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in last.items())), flush=True)
+    print("%s: daemon %.1f fps, bound %.1f fps (bare runner %.1f fps with %d callers, %s with one); daemon/bound "
+          "per run %s; strict bound (inference measured with one caller) %s; daemon CPU per frame / stages' %.3f" % (
+              name, result["daemon_fps"], result["bound_fps"], result["bare_fps"], workers,
+              "%.1f" % result["bare_fps_one_caller"] if result["bare_fps_one_caller"] else "-",
+              ", ".join("%.3f" % r["ratio"] for r in runs),
+              "%.3f" % result["ratio_strict"] if result["ratio_strict"] else "-", result["daemon_cpu_vs_stages"]),
           flush=True)
+    one = result["one_worker"]
+    print("%s: one worker (live sources): daemon %.1f fps, bound %.1f fps (bare %.1f), daemon/bound %.3f, sequential "
+          "ceiling %.3f; %d workers / one %.2fx; spinning during inference / off %.2fx (%.1f fps off)" % (
+              name, one["daemon_fps"], one["bound_fps"], one["bare_fps"], one["ratio"], one["sequential_ceiling"],
+              workers, result["auto_vs_one_worker"], result["spinning_vs_off"], one["spinning_off_fps"]), flush=True)
     result["claims"] = [
         claim("daemon_%s_fps_vs_bound" % name, result["ratio"], ">= 0.95", ok=result["ratio"] >= 0.95),
         claim("daemon_%s_frame_age_p50_vs_infer_p50" % name, result["age_ratio"], "<= 1.5x",
