@@ -18,10 +18,10 @@ Workers (throughput): with ``workers=N`` (N > 1), N threads each take a frame, p
 infer and postprocess it, so N frames are in flight at once. On a CPU this beats one frame at a
 time with N intra-op threads: a single-threaded inference neither waits at the per-layer joins of a
 parallel one nor stalls when another thread takes its core, and preprocessing runs beside inference
-instead of before it (bench_daemon: mobilenet_v2 on 2 cores, 1.2x the frames/s of the sequential
-loop). Each frame takes longer, so this suits sources where every frame counts (a video file read
-as fast as possible, an image folder); a live camera keeps one worker for the lowest latency. Only
-runners that accept concurrent calls take part (``runner.concurrent``: ONNX Runtime). Results are
+instead of before it (bench_daemon, 2 cores: 1.1-1.4x the frames/s of one worker). Each frame
+takes longer, so this suits sources where every frame counts (a video file read as fast as
+possible, an image folder); a live camera keeps one worker for the lowest latency. Only runners
+that accept concurrent calls take part (``runner.concurrent``: ONNX Runtime). Results are
 published in the order the frames were read.
 
 The pipeline does not start or close sinks (their owner does); it starts the source if needed and
