@@ -111,7 +111,7 @@ def ort_options(model, workers=1, cores=None):
     workers (one worker: ONNX Runtime's default, one per physical core). Spinning: on while an
     inference runs and stopped as it returns (``session.force_spinning_stop``), so the threads
     do not sleep and wake at every layer, nor burn the cores the grabber and the outputs need
-    between frames (bench_daemon measures on / off / spinning on between frames too)."""
+    between frames (bench_daemon measures it against spinning off)."""
     cores = cores or os.cpu_count() or 1
     options = {}
     if model["threads"] is not None:
