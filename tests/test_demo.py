@@ -13,6 +13,8 @@ pytest.importorskip("torch")
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"stale": "from an earlier demo run"}\n')
     proc = subprocess.run([sys.executable, "-m", "edgekit", "demo", "--quick", "--out", str(out),
                            "--http", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=900)
@@ -41,6 +43,7 @@ def test_demo_end_to_end(tmp_path):
     serve = report["serve"]["summary"]
     frames = sum(1 for _ in open(str(out / "results.jsonl")))
     assert serve["frames"] == frames == 30
+    assert "removed results.jsonl from an earlier demo run" in proc.stderr + proc.stdout
     p = report["profile"]["model.onnx"]["latency_ms"]
     assert 0 < p["p50"] <= p["p90"] <= p["p99"]
     assert report["estimate"]["latency_ms"] > 0

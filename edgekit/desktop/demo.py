@@ -161,6 +161,12 @@ class Demo(object):
         if self.keep_serving:
             overrides["source.loop"] = True
         cfg = load_config(None, overrides)
+        stale = [name for name in ["results.jsonl"] + ["results.jsonl.%d" % i for i in range(1, 6)]
+                 if os.path.exists(self.path(name))]
+        for name in stale:          # the daemon appends: results of an earlier demo run would be counted
+            os.remove(self.path(name))
+        if stale:
+            say("removed %s from an earlier demo run" % ", ".join(stale))
         say("the daemon serves the INT8 model over camera.mp4; open its page (the HTTP line below) while it runs")
         daemon = Daemon(cfg)
         summary = daemon.run()
