@@ -141,7 +141,12 @@ def resolve_workers(setting, backend, source, cores=None):
 
 
 def activate_predictor(predictor, cfg, backend, reason, workers=1, log=say):
-    """Set the runner's options for ``workers``, load the model, log what runs how."""
+    """Set the runner's options for ``workers``, load the model, log what runs how. A runner that
+    takes one frame at a time is refused before the model loads when ``workers`` > 1."""
+    if workers > 1:
+        from edgekit.service.pipeline import check_concurrent
+
+        check_concurrent(predictor)
     if backend == "onnxruntime":
         predictor.runner.options.update(ort_options(cfg["model"], workers))
     predictor.__enter__()
@@ -222,7 +227,7 @@ class Daemon(object):
     def build(self):
         """Outputs first (a bad HTTP bind or path fails before the model loads), then model, source."""
         from edgekit.service.metrics import Metrics
-        from edgekit.service.pipeline import Pipeline, check_concurrent
+        from edgekit.service.pipeline import Pipeline
 
         cfg = self.cfg
         self.metrics = Metrics()
@@ -232,8 +237,6 @@ class Daemon(object):
             predictor, backend, reason = load_predictor(cfg)
             source = self._build_source(cfg, predictor, start=False)
             workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
-            if workers > 1:
-                check_concurrent(predictor)
             activate_predictor(predictor, cfg, backend, reason, workers, self.log)
             try:
                 self._start_source(source)
@@ -526,10 +529,6 @@ class Daemon(object):
                 warn("pipeline.workers changed: restart the service to apply it (kept at %d)" % workers)
             predictor = open_predictor(cfg, self.log, workers)
             try:
-                if workers > 1:
-                    from edgekit.service.pipeline import check_concurrent
-
-                    check_concurrent(predictor)
                 if cfg["source"] != self.cfg["source"]:
                     new_source = self._build_source(cfg, predictor)
             except BaseException:

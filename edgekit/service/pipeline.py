@@ -206,7 +206,8 @@ class Pipeline(object):
         return {"frames": self.frames, "dropped": stats["dropped"], "reconnects": stats["reconnects"],
                 "fps": round((self.frames - 1) / span, 3) if span > 0 else 0.0,
                 "errors": self.errors, "latency_ms": latency_summary(self._samples),
-                "overlap": self.overlapping, "workers": self.workers, "source": self.source.describe(), "model": model_name(self.predictor)}
+                "overlap": self.overlapping, "workers": self.workers, "source": self.source.describe(),
+                "model": model_name(self.predictor)}
 
     def status(self):
         stats = self._source_counts()
@@ -239,15 +240,21 @@ class Pipeline(object):
     # -- one frame ------------------------------------------------------------------------
     def _prepare(self):
         """Read the newest frame and preprocess it: (frame, feed, info, capture_ms, t_pre_start, pre_ms)."""
+        frame, t0, t1 = self._read()
+        return None if frame is None else self._preprocess(frame, t0, t1)
+
+    def _read(self):
+        """(the newest frame or None, time the wait began, time it ended)."""
         t0 = time.perf_counter()
         frame = self.source.read(timeout=self.read_timeout)
-        t1 = time.perf_counter()
-        if frame is None:
-            return None
+        return frame, t0, time.perf_counter()
+
+    def _preprocess(self, frame, t0, t1, ticket=None):
+        """The prepared item, or None when preprocessing failed (counted, in reading order with workers)."""
         try:
             feed, info = self.predictor.preprocess(frame.image)
         except Exception as exc:
-            self._error(exc)
+            self._turns.deliver(ticket, lambda error=exc: self._error(error))
             return None
         return (frame, feed, info, (t1 - t0) * 1000.0, t1, (time.perf_counter() - t1) * 1000.0)
 
@@ -326,9 +333,7 @@ class Pipeline(object):
                 with self._read_lock:
                     if max_frames and self._claimed >= max_frames:
                         return
-                    t0 = time.perf_counter()
-                    frame = self.source.read(timeout=self.read_timeout)
-                    t1 = time.perf_counter()
+                    frame, t0, t1 = self._read()
                     if frame is None:
                         if self.source.eof:
                             return
@@ -340,12 +345,8 @@ class Pipeline(object):
                         self._claimed += 1
                 published = False
                 try:
-                    feed, info = self.predictor.preprocess(frame.image)
-                except Exception as exc:
-                    self._turns.deliver(ticket, lambda error=exc: self._error(error))
-                else:
-                    pre_ms = (time.perf_counter() - t1) * 1000.0
-                    published = self._step((frame, feed, info, (t1 - t0) * 1000.0, t1, pre_ms), ticket)
+                    item = self._preprocess(frame, t0, t1, ticket)
+                    published = item is not None and self._step(item, ticket)
                 finally:
                     self._turns.deliver(ticket, None)      # no-op unless the frame was not delivered
                     if not published:                      # a failed frame does not count towards max_frames
@@ -453,18 +454,17 @@ class _Turns(object):
     a ticket done if it was never delivered (a worker that failed in between)."""
 
     def __init__(self):
-        self._cond = threading.Lock()
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self):
-        with self._cond:
+        with self._lock:
             self._next_ticket = self._next_turn = 0
-            self._ready = {}
-            self._delivered = set()
+            self._ready = {}                 # delivered, waiting for an earlier ticket
             self._publishing = False
 
     def take(self):
-        with self._cond:
+        with self._lock:
             ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
             return ticket
 
@@ -472,27 +472,25 @@ class _Turns(object):
         if ticket is None:
             publish()
             return
-        with self._cond:
-            if ticket in self._delivered or ticket < self._next_turn:
+        with self._lock:
+            if ticket in self._ready or ticket < self._next_turn:      # settled already
                 return
-            self._delivered.add(ticket)
             self._ready[ticket] = publish
             if self._publishing:             # that thread publishes this one too, in order
                 return
             self._publishing = True
         while True:
-            with self._cond:
+            with self._lock:
                 if self._next_turn not in self._ready:
                     self._publishing = False
                     return
                 publish = self._ready.pop(self._next_turn)
-                self._delivered.discard(self._next_turn)
                 self._next_turn += 1
             if publish is not None:
                 try:
                     publish()
                 except BaseException:
-                    with self._cond:
+                    with self._lock:
                         self._publishing = False
                     raise
 
