@@ -161,7 +161,8 @@ class Demo(object):
         if self.keep_serving:
             overrides["source.loop"] = True
         cfg = load_config(None, overrides)
-        stale = [name for name in ["results.jsonl"] + ["results.jsonl.%d" % i for i in range(1, 6)]
+        backups = range(1, cfg["outputs"]["jsonl"]["backups"] + 1)
+        stale = [name for name in ["results.jsonl"] + ["results.jsonl.%d" % i for i in backups]
                  if os.path.exists(self.path(name))]
         for name in stale:          # the daemon appends: results of an earlier demo run would be counted
             os.remove(self.path(name))
