@@ -119,18 +119,22 @@ def test_percentile_nearest_rank():
     assert percentile([], 50) is None
 
 
-def test_replace_predictor_between_frames(model, tmp_path):
+@pytest.mark.parametrize("workers,uri", [
+    (1, "synthetic://?width=64&height=48&fps=100"),
+    (2, "synthetic://?width=64&height=48&fps=0"),        # workers: swapped between groups, lossless source
+])
+def test_replace_predictor_between_frames(model, tmp_path, workers, uri):
     other = tiny_classifier(tmp_path / "other.onnx", labels=["a", "b", "c", "d"], seed=3)
     sink = ListSink()
     stop = threading.Event()
-    with Predictor.open(model, backend="onnxruntime") as first, \
-            open_source("synthetic://?width=64&height=48&fps=100") as source:
-        pipeline = Pipeline(source, first, sinks=[sink])
+    threads = 1 if workers > 1 else None
+    with Predictor.open(model, backend="onnxruntime", threads=threads) as first, open_source(uri) as source:
+        pipeline = Pipeline(source, first, sinks=[sink], workers=workers)
         thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
         thread.start()
         while len(sink.items) < 5:
             time.sleep(0.01)
-        second = Predictor.open(other, backend="onnxruntime").__enter__()
+        second = Predictor.open(other, backend="onnxruntime", threads=threads).__enter__()
         old, _, _ = pipeline.replace(predictor=second)
         assert old is first
         n = len(sink.items)
@@ -142,6 +146,9 @@ def test_replace_predictor_between_frames(model, tmp_path):
     models = [r["model"] for r, _ in sink.items]
     assert models[0] == "tiny.onnx" and models[-1] == "other.onnx"
     assert models == sorted(models, key=lambda m: m == "other.onnx")     # one switch, never back
+    if workers > 1:
+        seqs = [r["seq"] for r, _ in sink.items]
+        assert seqs == list(range(1, len(seqs) + 1))      # lossless source: nothing lost over the swap
 
 
 class BrokenPredictor(object):
@@ -331,33 +338,6 @@ def test_workers_stop_event_and_failures(model):
         with pytest.raises(PipelineError, match="100 frames in a row failed; last: RuntimeError: device lost"):
             pipeline.run()
     assert pipeline.errors >= 100 and pipeline.ready is False
-
-
-def test_workers_swap_the_model_between_groups(model, tmp_path):
-    other = tiny_classifier(tmp_path / "other.onnx", labels=["a", "b", "c", "d"], seed=3)
-    sink = ListSink()
-    stop = threading.Event()
-    with Predictor.open(model, backend="onnxruntime", threads=1) as first, \
-            open_source("synthetic://?width=64&height=48&fps=0") as source:
-        pipeline = Pipeline(source, first, sinks=[sink], workers=2)
-        thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
-        thread.start()
-        while len(sink.items) < 5:
-            time.sleep(0.01)
-        second = Predictor.open(other, backend="onnxruntime", threads=1).__enter__()
-        old, _, _ = pipeline.replace(predictor=second)
-        assert old is first
-        n = len(sink.items)
-        while len(sink.items) < n + 5:
-            time.sleep(0.01)
-        stop.set()
-        thread.join(5)
-        second.__exit__(None, None, None)
-    models = [r["model"] for r, _ in sink.items]
-    assert models[0] == "tiny.onnx" and models[-1] == "other.onnx"
-    assert models == sorted(models, key=lambda m: m == "other.onnx")
-    seqs = [r["seq"] for r, _ in sink.items]
-    assert seqs == list(range(1, len(seqs) + 1))          # lossless source: nothing lost over the swap
 
 
 def test_workers_need_a_concurrent_runner_and_no_overlap(model):
