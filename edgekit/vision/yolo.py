@@ -120,11 +120,7 @@ def decode_v5(outputs, meta, infos=None):
     if array.shape[2] < 6:
         raise ModelError("YOLOv5 output has %d values per box, needs at least 6" % array.shape[2],
                          hint="is this a YOLOv8 export? set decoder.type to yolov8")
-    results = []
-    for i in range(array.shape[0]):
-        boxes, scores, classes = _candidates_v5(array[i], params)
-        results.append(_finish(boxes, scores, classes, meta, params, _info(infos, i)))
-    return results
+    return _per_image(array, _candidates_v5, meta, params, infos)
 
 
 def decode_v8(outputs, meta, infos=None):
@@ -138,9 +134,14 @@ def decode_v8(outputs, meta, infos=None):
     if array.shape[1] < 5:
         raise ModelError("YOLOv8 output has %d values per box, needs at least 5" % array.shape[1],
                          hint="is this a YOLOv5 export? set decoder.type to yolov5")
+    return _per_image(array, _candidates_v8, meta, params, infos)
+
+
+def _per_image(array, candidates, meta, params, infos):
+    """One detection result per image of the batch, from its (boxes, scores, classes) candidates."""
     results = []
     for i in range(array.shape[0]):
-        boxes, scores, classes = _candidates_v8(array[i], params)
+        boxes, scores, classes = candidates(array[i], params)
         results.append(_finish(boxes, scores, classes, meta, params, _info(infos, i)))
     return results
 
