@@ -235,11 +235,11 @@ class Daemon(object):
         source = None
         try:
             predictor, backend, reason = load_predictor(cfg)
-            source = self._build_source(cfg, predictor, start=False)
+            source = self._build_source(cfg, predictor)
             workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
             activate_predictor(predictor, cfg, backend, reason, workers, self.log)
             try:
-                self._start_source(source)
+                self._start_source(source, workers)
                 self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics,
                                          device_id=cfg["device_id"], overlap=cfg["pipeline"]["overlap"],
                                          read_timeout=0.5, workers=workers)
@@ -256,7 +256,8 @@ class Daemon(object):
         self.metrics.describe("reloads_total", "counter", "SIGHUP reloads, by result.")
         return self
 
-    def _build_source(self, cfg, predictor, start=True):
+    def _build_source(self, cfg, predictor):
+        """The configured source, not started yet (``_start_source`` starts it once the worker count is known)."""
         from edgekit.sources import open_source
 
         src = cfg["source"]
@@ -264,13 +265,13 @@ class Daemon(object):
                              decoder=src["decoder"], read_timeout=src["read_timeout_s"],
                              backoff_initial=src["reconnect_initial_s"], backoff_max=src["reconnect_max_s"],
                              model_hw=tuple(predictor.meta.input_hw))
-        if start:
-            self._start_source(source)
         return source
 
-    def _start_source(self, source):
-        source.start()
-        self.log("source %s" % source.describe())
+    def _start_source(self, source, workers):
+        from edgekit.service.pipeline import start_source
+
+        start_source(source, workers)
+        self.log("source %s%s" % (source.describe(), " (read by the workers)" if source.pulling else ""))
 
     def _build_jsonl(self, cfg):
         from edgekit.service.sinks.jsonl import JsonlSink
@@ -531,6 +532,7 @@ class Daemon(object):
             try:
                 if cfg["source"] != self.cfg["source"]:
                     new_source = self._build_source(cfg, predictor)
+                    self._start_source(new_source, workers)
             except BaseException:
                 predictor.__exit__(None, None, None)
                 raise

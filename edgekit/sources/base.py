@@ -11,15 +11,24 @@ When a read fails the device is closed and reopened with capped exponential back
 failure counts as a reconnect. Finite sources (files, image folders) end at their end: ``eof``
 becomes True, or with ``loop=True`` they start again.
 
-Subclasses implement three methods, all called on the grabber thread (``_open`` also once from
-``start()``): ``_open()`` (raise SourceError when the device cannot be opened), ``_grab()`` (a BGR
-uint8 image, or None when the read failed or the stream ended) and ``_release()``.
+Pull mode (``start(pull=True)``, lossless sources only): no grabber thread; ``read()`` captures
+the next frame on the caller's thread, one reader at a time, with the same reconnects, backoff, loop
+and end of stream. The daemon's workers use it for files and folders, so each frame is decoded by
+the thread that infers it (``edgekit.service.pipeline.pulls``).
+
+Subclasses implement three methods, all called on the grabber thread or, in pull mode, by one reader
+at a time (``_open`` also once from ``start()``): ``_open()`` (raise SourceError when the device
+cannot be opened), ``_grab()`` (a BGR uint8 image, or None when the read failed or the stream ended)
+and ``_release()``.
 """
 
 import threading
 import time
 
 from edgekit.errors import UserError
+
+
+_END = object()     # _capture(): stopped, or a finite source that ended
 
 
 class SourceError(UserError):
@@ -80,6 +89,12 @@ class Source(object):
         self.last_error = None
         self.connected = False
         self.heartbeat = time.monotonic()   # the grabber's last sign of life (for the watchdog)
+        self.pulling = False         # start(pull=True): read() captures on the caller's thread
+        self._pull_lock = threading.Lock()
+        self._opened = True          # capture state, kept by _capture()
+        self._failures_in_row = 0
+        self._read_since_open = 0
+        self._retry_at = None        # monotonic time of the next reopen after a failure
 
     # -- subclass interface ---------------------------------------------------------------
     def _open(self):
@@ -96,12 +111,23 @@ class Source(object):
         return _redact(self.uri)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self):
-        """Open the device (SourceError when it cannot be opened) and start the grabber."""
-        if self._thread is not None:
+    def start(self, pull=False):
+        """Open the device (SourceError when it cannot be opened) and start the grabber.
+
+        ``pull=True`` (lossless sources only, for several consumers that each take every frame):
+        no grabber thread; ``read()`` captures the next frame on the caller's thread, so a frame is
+        decoded by the thread that goes on to use it, with no hand-over between threads. Reconnects,
+        backoff, loop and end of stream behave as with the grabber. Calling start() again does
+        nothing, in either mode."""
+        if self.started:
             return self
+        if pull and not self.lossless:
+            raise ValueError("pull mode is for lossless sources: a live source keeps only its newest frame")
         self._open()
         self.connected = True
+        if pull:
+            self.pulling = True
+            return self
         self._thread = threading.Thread(target=self._run, name="grab-%s" % self.scheme)
         self._thread.daemon = True
         self._thread.start()
@@ -115,6 +141,14 @@ class Source(object):
             self._thread.join(timeout)
             if self._thread.is_alive():     # stuck in a backend read: it exits when that returns
                 return
+        if self.pulling:
+            if not self._pull_lock.acquire(timeout=timeout):     # a reader inside a backend read
+                return
+            try:
+                self._safe_release()
+            finally:
+                self._pull_lock.release()
+            return
         self._safe_release()
 
     def __enter__(self):
@@ -123,6 +157,10 @@ class Source(object):
     def __exit__(self, *exc):
         self.close()
         return False
+
+    @property
+    def started(self):
+        return self._thread is not None or self.pulling
 
     @property
     def eof(self):
@@ -139,6 +177,8 @@ class Source(object):
     def read(self, timeout=1.0):
         """The newest frame not read yet, waiting up to ``timeout`` seconds; None on timeout or
         at the end of a finite source (then ``eof`` is True)."""
+        if self.pulling:
+            return self._pull(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._latest is None:
@@ -152,19 +192,36 @@ class Source(object):
             self._cond.notify_all()      # a lossless grabber waits for the slot to empty
             return frame
 
+    def _pull(self, timeout):
+        """Pull mode: capture the next frame here (one reader at a time)."""
+        deadline = time.monotonic() + timeout
+        with self._pull_lock:
+            while not self._eof and not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                image = self._capture(deadline - time.monotonic())
+                if image is _END:
+                    self._finish()
+                    break
+                if image is not None:
+                    return self._new_frame(image)
+                if time.monotonic() >= deadline:
+                    break
+        return None
+
     # -- grabber thread -------------------------------------------------------------------
+    def _new_frame(self, image):
+        self._seq += 1
+        self.frames += 1
+        return Frame(image, self._seq, time.time(), time.perf_counter())
+
     def _publish(self, image):
-        now_wall, now = time.time(), time.perf_counter()
         with self._cond:
             if self.lossless:
                 while self._latest is not None and not self._stop.is_set():
                     self._cond.wait(0.1)
-                now_wall, now = time.time(), time.perf_counter()
             elif self._latest is not None:
                 self.dropped += 1
-            self._seq += 1
-            self.frames += 1
-            self._latest = Frame(image, self._seq, now_wall, now)
+            self._latest = self._new_frame(image)
             self._cond.notify_all()
 
     def _finish(self):
@@ -173,52 +230,71 @@ class Source(object):
             self._cond.notify_all()
 
     def _run(self):
-        failures_in_row = 0
-        opened = True
-        read_since_open = 0
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
-            if not opened:
-                if failures_in_row:
-                    delay = min(self.backoff_max, self.backoff_initial * (2 ** min(failures_in_row - 1, 30)))
-                    if self._sleep(delay):
-                        break
-                try:
-                    self._open()
-                except Exception as exc:      # a camera that is still gone: try again later
-                    self._note_failure(exc)
-                    failures_in_row += 1
-                    continue
-                opened, read_since_open = True, 0
-                self.connected = True
-                if failures_in_row:
-                    self.reconnects += 1
-                continue
-            failed = False
-            try:
-                image = self._grab()
-            except Exception as exc:
-                self._note_failure(exc)
-                image, failed = None, True
+            image = self._capture(None)
+            if image is _END:
+                break
             if image is not None:
-                failures_in_row = 0
-                read_since_open += 1
                 self._publish(image)
-                continue
-            # the read failed or the stream ended
-            self._safe_release()
-            opened = False
-            self.connected = False
-            if self.finite:
-                if not self.loop:
-                    break
-                if read_since_open > 0:   # end of a file: start again at once
-                    self.loops += 1
-                    continue
-            if not failed:
-                self._note_failure(None)
-            failures_in_row += 1
         self._finish()
+
+    def _capture(self, wait_limit):
+        """One step of capturing: an image; None when there is none yet (a failed read, a reopen,
+        a backoff wait that is not over: call again); or _END (stopped, or a finite source that
+        ended and does not loop). Waits at most ``wait_limit`` seconds for a backoff (None: all
+        of it)."""
+        if not self._opened:
+            if self._retry_at is not None:
+                left = self._retry_at - time.monotonic()
+                if left > 0:
+                    if self._sleep(left if wait_limit is None else max(0.0, min(left, wait_limit))):
+                        return _END
+                    if time.monotonic() < self._retry_at:
+                        return None
+            if self._stop.is_set():
+                return _END
+            try:
+                self._open()
+            except Exception as exc:      # a camera that is still gone: try again later
+                self._note_failure(exc)
+                self._failed_again()
+                return None
+            self._opened, self._read_since_open = True, 0
+            self.connected = True
+            if self._failures_in_row:
+                self.reconnects += 1
+            self._retry_at = None
+            return None
+        failed = False
+        try:
+            image = self._grab()
+        except Exception as exc:
+            self._note_failure(exc)
+            image, failed = None, True
+        if image is not None:
+            self._failures_in_row = 0
+            self._read_since_open += 1
+            return image
+        # the read failed or the stream ended
+        self._safe_release()
+        self._opened = False
+        self.connected = False
+        if self.finite:
+            if not self.loop:
+                return _END
+            if self._read_since_open > 0:   # end of a file: start again at once
+                self.loops += 1
+                return None
+        if not failed:
+            self._note_failure(None)
+        self._failed_again()
+        return None
+
+    def _failed_again(self):
+        self._failures_in_row += 1
+        self._retry_at = time.monotonic() + min(
+            self.backoff_max, self.backoff_initial * (2 ** min(self._failures_in_row - 1, 30)))
 
     def _sleep(self, delay):
         """Wait ``delay`` seconds (True when stopped), keeping the heartbeat fresh."""

@@ -133,6 +133,8 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
             in proc.stderr
         assert ("pipeline with %d workers: %d frames in flight" % (workers, workers)) in proc.stderr
         assert "(auto: every frame of the source counts and inference runs on the CPU)" in proc.stderr
+        assert "each worker decodes its own next frame (no grabber thread)" in proc.stderr
+        assert "(read by the workers)" in proc.stderr
         assert data["workers"] == workers
     # the same file paced like a camera: one worker, ONNX Runtime's threads, spinning only during inference
     proc = run_serve(["--model", model, "--source", video, "--frames", "3", "--json", "--threads", "2"])
@@ -148,6 +150,8 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["workers"] == 2 and "spinning off" in proc.stderr
     assert "(pipeline.workers: 2)" in proc.stderr
+    assert "the grabber thread decodes" in proc.stderr      # a paced (live-like) source keeps its grabber
+    assert "(read by the workers)" not in proc.stderr
 
 
 def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):

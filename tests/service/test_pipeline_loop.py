@@ -1,5 +1,6 @@
 """The pipeline: every stage timed, records, metrics, overlap, swaps, errors (C5)."""
 
+import contextlib
 import threading
 import time
 
@@ -119,16 +120,20 @@ def test_percentile_nearest_rank():
     assert percentile([], 50) is None
 
 
-@pytest.mark.parametrize("workers,uri", [
-    (1, "synthetic://?width=64&height=48&fps=100"),
-    (2, "synthetic://?width=64&height=48&fps=0"),        # workers: swapped between groups, lossless source
+@pytest.mark.parametrize("workers,uri,reading", [
+    (1, "synthetic://?width=64&height=48&fps=100", "grabber"),
+    (2, "synthetic://?width=64&height=48&fps=0", "grabber"),    # workers: swapped between groups, lossless source
+    (2, "synthetic://?width=64&height=48&fps=0", "pull"),
 ])
-def test_replace_predictor_between_frames(model, tmp_path, workers, uri):
+def test_replace_predictor_between_frames(model, tmp_path, workers, uri, reading):
     other = tiny_classifier(tmp_path / "other.onnx", labels=["a", "b", "c", "d"], seed=3)
     sink = ListSink()
     stop = threading.Event()
     threads = 1 if workers > 1 else None
-    with Predictor.open(model, backend="onnxruntime", threads=threads) as first, open_source(uri) as source:
+    source = open_source(uri)
+    if reading == "grabber":
+        source.start()
+    with Predictor.open(model, backend="onnxruntime", threads=threads) as first, source:
         pipeline = Pipeline(source, first, sinks=[sink], workers=workers)
         thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
         thread.start()
@@ -149,6 +154,36 @@ def test_replace_predictor_between_frames(model, tmp_path, workers, uri):
     if workers > 1:
         seqs = [r["seq"] for r, _ in sink.items]
         assert seqs == list(range(1, len(seqs) + 1))      # lossless source: nothing lost over the swap
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_replace_source_between_frames(model, workers):
+    """A SIGHUP reload with a new source: the pipeline starts it (pull mode when the workers read a
+    lossless source themselves), switches between frames, and the caller closes the old one."""
+    sink = ListSink()
+    stop = threading.Event()
+    first = open_source("synthetic://?width=64&height=48&fps=0")
+    second = open_source("synthetic://?width=80&height=60&fps=0")
+    with Predictor.open(model, backend="onnxruntime", threads=1) as predictor:
+        pipeline = Pipeline(first, predictor, sinks=[sink], workers=workers)
+        thread = threading.Thread(target=pipeline.run, kwargs={"stop_event": stop})
+        thread.start()
+        while len(sink.items) < 5:
+            time.sleep(0.01)
+        _, old, _ = pipeline.replace(source=second)
+        assert old is first
+        old.close()
+        n = len(sink.items)
+        while len(sink.items) < n + 5:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(5)
+    second.close()
+    assert first.pulling is second.pulling is (workers > 1)
+    sizes = [frame.shape[:2] for _, frame in sink.items]
+    assert sizes[0] == (48, 64) and sizes[-1] == (60, 80)
+    assert sizes == sorted(sizes)                              # one switch, never back
+    assert pipeline.summary()["frames"] == len(sink.items)
 
 
 class BrokenPredictor(object):
@@ -252,11 +287,30 @@ def test_live_fps_drops_to_zero_when_frames_stop(model):
 
 
 # -- several workers (frames in flight) -----------------------------------------------------------
-def run_workers(model, uri, workers, threads=1, sinks=None, **kwargs):
+READING = pytest.mark.parametrize("reading", ["grabber", "pull"])
+
+
+@contextlib.contextmanager
+def lossless_source(uri, reading):
+    """A lossless source started with its grabber thread ("grabber", as a caller that started it
+    itself), or left for the pipeline to start: with workers it starts it in pull mode ("pull")."""
+    source = open_source(uri)
+    assert source.lossless
+    if reading == "grabber":
+        source.start()
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+def run_workers(model, uri, workers, threads=1, sinks=None, reading="pull", **kwargs):
     sink, metrics = ListSink(), Metrics()
-    with Predictor.open(model, backend="onnxruntime", threads=threads) as predictor, open_source(uri) as source:
+    with Predictor.open(model, backend="onnxruntime", threads=threads) as predictor, \
+            lossless_source(uri, reading) as source:
         pipeline = Pipeline(source, predictor, sinks=[sink], metrics=metrics, workers=workers)
         summary = pipeline.run(**kwargs)
+        assert source.pulling is (workers > 1 and reading == "pull")
     return pipeline, summary, sink, metrics
 
 
@@ -283,19 +337,22 @@ class JitterPredictor(object):
         return self.real.postprocess(outputs, info)
 
 
-def test_workers_publish_every_frame_in_reading_order_with_the_same_results(model):
+@READING
+def test_workers_publish_every_frame_in_reading_order_with_the_same_results(model, reading):
     uri = "synthetic://?width=96&height=64&fps=0&frames=60"
     _, one, sink_one, _ = run_workers(model, uri, 1)
     sink, metrics = ListSink(), Metrics()
-    with Predictor.open(model, backend="onnxruntime", threads=1) as real, open_source(uri) as source:
+    with Predictor.open(model, backend="onnxruntime", threads=1) as real, lossless_source(uri, reading) as source:
         pipeline = Pipeline(source, JitterPredictor(real), sinks=[sink], metrics=metrics, workers=3)
         summary = pipeline.run()
+        assert source.pulling is (reading == "pull") and (source._thread is None) is (reading == "pull")
     assert summary["frames"] == one["frames"] == 60 and summary["workers"] == 3 and summary["overlap"] is False
     assert [r["seq"] for r, _ in sink.items] == list(range(1, 61))
     assert [r["result"] for r, _ in sink.items] == [r["result"] for r, _ in sink_one.items]
     assert all(len(pipeline.samples[s]) == 60 for s in STAGES)
     assert "edgekit_frames_total 60" in metrics.render_prometheus()
     assert pipeline.describe_mode().startswith("pipeline with 3 workers: 3 frames in flight")
+    assert ("each worker decodes its own next frame" in pipeline.describe_mode()) is (reading == "pull")
     names = set()
     original = Pipeline._publish
 
@@ -305,16 +362,17 @@ def test_workers_publish_every_frame_in_reading_order_with_the_same_results(mode
 
     Pipeline._publish = spy
     try:
-        run_workers(model, uri, 2)
+        run_workers(model, uri, 2, reading=reading)
     finally:
         Pipeline._publish = original
     assert names and names <= {"infer-1", "infer-2"}       # published by the workers themselves
 
 
-def test_workers_stop_at_max_frames_and_lose_nothing_between_runs(model):
+@READING
+def test_workers_stop_at_max_frames_and_lose_nothing_between_runs(model, reading):
     sink = ListSink()
     with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
-            open_source("synthetic://?width=32&height=32&fps=0&frames=40") as source:
+            lossless_source("synthetic://?width=32&height=32&fps=0&frames=40", reading) as source:
         pipeline = Pipeline(source, predictor, sinks=[sink], workers=2)
         for n in (1, 2, 7, 8, 20):
             assert pipeline.run(max_frames=n)["frames"] == n
@@ -333,7 +391,7 @@ def test_workers_stop_event_and_failures(model):
         summary = pipeline.run(stop_event=stop)
         assert time.monotonic() - started < 2.0 and summary["frames"] > 5
     with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
-            open_source("synthetic://?width=32&height=32&fps=0") as source:
+            lossless_source("synthetic://?width=32&height=32&fps=0", "pull") as source:
         pipeline = Pipeline(source, BrokenPredictor(predictor), metrics=Metrics(), workers=2)
         with pytest.raises(PipelineError, match="100 frames in a row failed; last: RuntimeError: device lost"):
             pipeline.run()

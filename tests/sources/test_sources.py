@@ -166,13 +166,35 @@ def test_source_that_dies_and_returns_many_times():
     assert stats["last_error"] in ("camera gone.", "read failed on flaky://")
 
 
-def test_backoff_is_capped_and_exponential():
+class _FakeClock(object):
+    """Stands in for the time module inside edgekit.sources.base: the backoff waits advance it."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def time(self):
+        return self.now
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("pull", [False, True], ids=["grabber", "pull"])
+def test_backoff_is_capped_and_exponential(monkeypatch, pull):
+    from edgekit.sources import base
+
+    clock = _FakeClock()
+    monkeypatch.setattr(base, "time", clock)
     waits = []
-    source = FlakySource()
+    source = FlakySource(lossless=True)
     source.backoff_initial, source.backoff_max = 0.01, 0.04
 
     def record(delay):
         waits.append(delay)
+        clock.now += delay
         if len(waits) >= 6:
             source._stop.set()
         return source._stop.is_set()
@@ -182,11 +204,77 @@ def test_backoff_is_capped_and_exponential():
 
     source._sleep, source._open = record, gone
     source.n = 99                         # the first read fails
-    thread = threading.Thread(target=source._run)
-    thread.start()
-    thread.join(5)
+    if pull:
+        source.pulling = True
+        assert source.read(timeout=60.0) is None       # every reopen fails until the source is stopped
+    else:
+        thread = threading.Thread(target=source._run)
+        thread.start()
+        thread.join(5)
     assert [round(w, 6) for w in waits[:5]] == [0.01, 0.02, 0.04, 0.04, 0.04]
     assert source.eof
+
+
+def test_pull_read_waits_no_longer_than_its_timeout(monkeypatch):
+    """In pull mode a backoff longer than the read's timeout is waited in parts: the reader gets
+    None at its deadline and the next read waits out the rest before reopening."""
+    from edgekit.sources import base
+
+    clock = _FakeClock()
+    monkeypatch.setattr(base, "time", clock)
+    waits = []
+    source = FlakySource(lossless=True)
+    source.backoff_initial, source.backoff_max = 0.3, 0.3
+
+    def record(delay):
+        waits.append(round(delay, 6))
+        clock.now += delay
+        return False
+
+    source._sleep = record
+    source.pulling = True
+    source.n = 99                         # the first read fails; reopen after 0.3 s
+    assert source.read(timeout=0.2) is None
+    assert waits == [0.2] and source.opens == 0
+    source.fail_opens = 0                 # (FlakySource's failed read also set up two failing opens)
+    frame = source.read(timeout=0.2)
+    assert waits == [0.2, 0.1] and source.opens == 1
+    assert frame is not None and frame.seq == 1 and source.stats()["reconnects"] == 1
+
+
+def test_pull_mode_delivers_every_frame_to_several_readers(make_video):
+    """Pull mode: no grabber thread; several threads read one lossless file and between them get
+    every frame once, in order per reader, then eof."""
+    path = make_video(name="pull.mp4", frames=40, fps=1000)
+    got, lock = [], threading.Lock()
+    with open_source(path, realtime=False) as probe:
+        assert probe.lossless
+    source = open_source(path, realtime=False).start(pull=True)
+    assert source.pulling and source._thread is None
+    source.start(pull=True)                            # a second start does nothing
+
+    def reader():
+        while True:
+            frame = source.read(timeout=2.0)
+            if frame is None:
+                return
+            with lock:
+                got.append(frame.seq)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    stats = source.stats()
+    source.close()
+    assert sorted(got) == list(range(1, 41))
+    assert stats["eof"] and stats["frames"] == 40 and stats["dropped"] == 0
+
+
+def test_pull_mode_refuses_a_live_source():
+    with pytest.raises(ValueError):
+        FlakySource().start(pull=True)
 
 
 def test_file_that_disappears_and_reappears(make_video, tmp_path):
