@@ -10,6 +10,10 @@ claims are medians over the repetitions):
     daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
   - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
     where ``workers: auto`` puts one worker per core on a CPU: frames/s;
+  - the same stages with no daemon around them: N threads, each a plain loop decode -> preprocess ->
+    infer -> postprocess over its own capture (nothing handed over, nothing published): frames/s and
+    CPU per frame. It separates what running the stages one after another costs (each stage runs
+    cold after the others) from what the daemon's own plumbing costs;
   - the same daemon with one worker (one frame at a time, ONNX Runtime's threads on all cores), as
     it runs for a live camera, with its own bound: frames/s;
   - the one-worker daemon on the file paced at 30 fps like a camera (newest frame kept): frame age
@@ -173,13 +177,53 @@ def measure_daemon(predictor, video, workers):
     from edgekit.service.pipeline import Pipeline
     from edgekit.sources import open_source
 
-    with open_source(video, realtime=False, loop=True) as source:
+    source = open_source(video, realtime=False, loop=True)    # started by the pipeline, as the daemon does
+    try:
         pipeline = Pipeline(source, predictor, workers=workers)
         pipeline.run(max_frames=2 * workers + 2)          # warm-up
         cpu0 = time.process_time()
         frames, wall = run_for(pipeline, DAEMON_SECONDS, 20)
         cpu = time.process_time() - cpu0
+    finally:
+        source.close()
     return {"fps": frames / wall, "frames": frames, "cpu_per_frame": cpu / frames}
+
+
+def measure_plain(predictor, video, workers):
+    """The stages with no daemon around them: ``workers`` threads, each a plain loop over its own
+    capture (decode -> preprocess -> infer -> postprocess, nothing handed between threads, nothing
+    published). What one frame costs when the stages run one after another on the same cores."""
+    import threading
+
+    import cv2
+
+    counts = [0] * workers
+    end = [None]
+
+    def loop(i):
+        cap = cv2.VideoCapture(video)
+        while end[0] is None or time.perf_counter() < end[0]:
+            ok, image = cap.read()
+            if not ok:
+                cap.release()
+                cap = cv2.VideoCapture(video)
+                continue
+            feed, info = predictor.preprocess(image)
+            predictor.postprocess(predictor.infer(feed), info)
+            if end[0] is not None:
+                counts[i] += 1
+        cap.release()
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)                                    # warm-up: the first frames are not counted
+    w0, c0 = time.perf_counter(), time.process_time()
+    end[0] = w0 + DAEMON_SECONDS
+    for t in threads:
+        t.join()
+    frames = max(1, sum(counts))
+    return {"fps": frames / (time.perf_counter() - w0), "cpu_per_frame": (time.process_time() - c0) / frames}
 
 
 def measure_age(predictor, video):
@@ -227,6 +271,7 @@ def bench_model(name, workdir, video, cores):
         for rep in range(REPEATS):
             stages = measure_stages(auto, frame, video, workers)
             daemon = measure_daemon(auto, video, workers)
+            plain = measure_plain(auto, video, workers)
             one_stages = measure_stages(one, frame, video, 1)
             one_daemon = measure_daemon(one, video, 1)
             no_spin_daemon = measure_daemon(no_spin, video, 1)
@@ -236,6 +281,8 @@ def bench_model(name, workdir, video, cores):
                    "cpu_per_frame_ms": cpu * 1e3, "bound_fps": bound, "bare_fps": 1.0 / stages["infer"][0],
                    "daemon_fps": daemon["fps"], "ratio": daemon["fps"] / bound,
                    "daemon_cpu_vs_stages": daemon["cpu_per_frame"] / cpu,
+                   "plain_loops_fps": plain["fps"], "daemon_vs_plain_loops": daemon["fps"] / plain["fps"],
+                   "plain_loops_cpu_vs_stages": plain["cpu_per_frame"] / cpu,
                    "one_worker": {"daemon_fps": one_daemon["fps"], "bound_fps": one_bound,
                                   "bare_fps": 1.0 / one_stages["infer"][0], "ratio": one_daemon["fps"] / one_bound,
                                   "sequential_ceiling": 1.0 / sum(one_stages[k][0] for k in (
@@ -262,6 +309,8 @@ def bench_model(name, workdir, video, cores):
               "daemon_fps": med("daemon_fps"), "bound_fps": med("bound_fps"), "bare_fps": med("bare_fps"),
               "bare_fps_one_caller": med("bare_fps_one_caller"),
               "daemon_cpu_vs_stages": med("daemon_cpu_vs_stages"),
+              "plain_loops_fps": med("plain_loops_fps"), "daemon_vs_plain_loops": med("daemon_vs_plain_loops"),
+              "plain_loops_cpu_vs_stages": med("plain_loops_cpu_vs_stages"),
               "one_worker": dict((k, med(k, "one_worker")) for k in runs[0]["one_worker"]),
               "auto_vs_one_worker": med("auto_vs_one_worker"), "spinning_vs_off": med("spinning_vs_off"),
               "age_ratio": med("age_ratio")}
@@ -275,6 +324,10 @@ def bench_model(name, workdir, video, cores):
               ", ".join("%.3f" % r["ratio"] for r in runs),
               "%.3f" % result["ratio_strict"] if result["ratio_strict"] else "-", result["daemon_cpu_vs_stages"]),
           flush=True)
+    print("%s: %d plain loops (the stages one after another, no daemon) %.1f fps, their CPU per frame / the "
+          "stages' alone %.3f; daemon / plain loops %.3f" % (
+              name, workers, result["plain_loops_fps"], result["plain_loops_cpu_vs_stages"],
+              result["daemon_vs_plain_loops"]), flush=True)
     one = result["one_worker"]
     print("%s: one worker (live sources): daemon %.1f fps, bound %.1f fps (bare %.1f), daemon/bound %.3f, sequential "
           "ceiling %.3f; %d workers / one %.2fx; spinning during inference / off %.2fx (%.1f fps off)" % (
