@@ -5,7 +5,8 @@ here) on a 640x480 MP4 written by OpenCV, with the daemon's own settings (edgeki
 ``resolve_workers``, ``ort_options``), in one run, interleaved in short bursts (this box's speed
 drifts by +-15% within a second, so each repetition measures everything within about 3 s and the
 claims are medians over the repetitions):
-  - each stage alone, in the daemon's configuration: decode (cv2.VideoCapture), preprocess,
+  - each stage alone, in the daemon's configuration: decode (cv2.VideoCapture; one decoder thread
+    when the workers read the file themselves), preprocess,
     inference, postprocess - wall and CPU time (process_time) per frame. Inference runs as the
     daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
   - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
@@ -113,16 +114,24 @@ def concurrent_loop(fn, callers, seconds):
     return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
 
 
-def measure_decode(video):
+def open_capture(video, workers):
+    """The video opened as the daemon's FileSource opens it for ``workers``: several workers read
+    it themselves (pull mode) with a single-threaded decoder (edgekit/sources/capture.py)."""
     import cv2
 
-    state = {"cap": cv2.VideoCapture(video)}
+    if workers > 1 and hasattr(cv2, "CAP_PROP_N_THREADS"):
+        return cv2.VideoCapture(video, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+    return cv2.VideoCapture(video)
+
+
+def measure_decode(video, workers):
+    state = {"cap": open_capture(video, workers)}
 
     def step():
         ok, _ = state["cap"].read()
         if not ok:
             state["cap"].release()
-            state["cap"] = cv2.VideoCapture(video)
+            state["cap"] = open_capture(video, workers)
             state["cap"].read()
 
     result = timed_loop(step, 0.2)
@@ -134,7 +143,7 @@ def measure_stages(predictor, frame, video, callers):
     feed, info = predictor.preprocess(frame)
     outputs = predictor.infer(feed)
     stages = {
-        "decode": measure_decode(video),
+        "decode": measure_decode(video, callers),
         "preprocess": timed_loop(lambda: predictor.preprocess(frame), 0.1),
         "infer": concurrent_loop(lambda: predictor.infer(feed), callers, 0.3),
         "postprocess": timed_loop(lambda: predictor.postprocess(outputs, info), 0.1),
@@ -197,20 +206,19 @@ def measure_plain(predictor, video, workers):
     (at 50 fps that alone would flatter a half-second run by several percent)."""
     import threading
 
-    import cv2
-
     counts = [0] * workers
     end = [None]
     ready, go = threading.Barrier(workers + 1), threading.Event()
 
     def loop(i):
-        cap = cv2.VideoCapture(video)
+        cap = [open_capture(video, workers)]
 
         def step():
-            ok, image = cap.read()
+            ok, image = cap[0].read()
             if not ok:
-                cap.open(video)
-                ok, image = cap.read()
+                cap[0].release()
+                cap[0] = open_capture(video, workers)
+                ok, image = cap[0].read()
             feed, info = predictor.preprocess(image)
             predictor.postprocess(predictor.infer(feed), info)
 
@@ -220,7 +228,7 @@ def measure_plain(predictor, video, workers):
         while time.perf_counter() < end[0]:
             step()
             counts[i] += 1
-        cap.release()
+        cap[0].release()
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
     for t in threads:

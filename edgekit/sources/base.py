@@ -123,10 +123,14 @@ class Source(object):
             return self
         if pull and not self.lossless:
             raise ValueError("pull mode is for lossless sources: a live source keeps only its newest frame")
-        self._open()
+        self.pulling = bool(pull)          # before _open(): a backend may open differently for it
+        try:
+            self._open()
+        except BaseException:
+            self.pulling = False
+            raise
         self.connected = True
         if pull:
-            self.pulling = True
             return self
         self._thread = threading.Thread(target=self._run, name="grab-%s" % self.scheme)
         self._thread.daemon = True

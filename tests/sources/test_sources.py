@@ -252,6 +252,10 @@ def test_pull_mode_delivers_every_frame_to_several_readers(make_video):
     source = open_source(path, realtime=False).start(pull=True)
     assert source.pulling and source._thread is None
     source.start(pull=True)                            # a second start does nothing
+    import cv2
+
+    if hasattr(cv2, "CAP_PROP_N_THREADS"):             # OpenCV >= 4.7: the readers are the parallelism
+        assert source._cap.get(cv2.CAP_PROP_N_THREADS) == 1
 
     def reader():
         while True:
