@@ -60,28 +60,38 @@ class CaptureSource(Source):
         self.size = None
 
     def _params(self, cv2):
+        """(open parameters, optional ones: tried first, dropped when the backend refuses them)."""
         params = []
         for name, seconds in (("CAP_PROP_OPEN_TIMEOUT_MSEC", max(self.read_timeout, 5.0)),
                               ("CAP_PROP_READ_TIMEOUT_MSEC", self.read_timeout)):
             if hasattr(cv2, name) and seconds > 0:
                 params += [getattr(cv2, name), int(seconds * 1000)]
+        optional = []
         if self.pulling and hasattr(cv2, "CAP_PROP_N_THREADS"):
             # pull mode: the workers that read are the parallelism; a frame-threaded decoder's own
             # threads would only compete with them for the cores (bench_daemon, mobilenet_v2 on 2
-            # cores: 1.05x the frames/s, 2 % less CPU per frame). OpenCV < 4.7 has no such property.
-            params += [cv2.CAP_PROP_N_THREADS, 1]
-        return params
+            # cores: 1.05x the frames/s, 2 % less CPU per frame). OpenCV < 4.7 has no such property,
+            # and a backend other than FFmpeg may refuse it: then the file opens without it.
+            optional = [cv2.CAP_PROP_N_THREADS, 1]
+        return params, optional
 
     def _open(self):
         cv2 = cv2_module()
         api = getattr(cv2, self.api, cv2.CAP_ANY)
+        params, optional = self._params(cv2)
         cap = None
-        params = self._params(cv2)
-        if params:
+        for attempt in ([params + optional, params] if optional else [params]):
+            if not attempt:
+                break
             try:
-                cap = cv2.VideoCapture(self.target, api, params)
+                cap = cv2.VideoCapture(self.target, api, attempt)
             except (TypeError, cv2.error):     # OpenCV < 4.5: no open parameters
                 cap = None
+                break
+            if cap.isOpened():
+                break
+            cap.release()
+            cap = None
         if cap is None:
             cap = cv2.VideoCapture(self.target, api)
         if not cap.isOpened():

@@ -37,7 +37,7 @@ class GstreamerSource(CaptureSource):
         super(GstreamerSource, self)._open()
 
     def _params(self, cv2):
-        return []            # the GStreamer backend takes no open/read timeout parameters
+        return [], []        # the GStreamer backend takes no open/read timeout parameters
 
     def open_hint(self):
         return "test the pipeline with gst-launch-1.0 (replace appsink with fakesink)"

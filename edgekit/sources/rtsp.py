@@ -66,7 +66,7 @@ class RtspSource(CaptureSource):
         super(RtspSource, self)._open()
 
     def _params(self, cv2):
-        return super(RtspSource, self)._params(cv2) if self.api == "CAP_FFMPEG" else []
+        return super(RtspSource, self)._params(cv2) if self.api == "CAP_FFMPEG" else ([], [])
 
     def describe(self):
         text = super(RtspSource, self).describe()

@@ -276,6 +276,52 @@ def test_pull_mode_delivers_every_frame_to_several_readers(make_video):
     assert stats["eof"] and stats["frames"] == 40 and stats["dropped"] == 0
 
 
+class _RefusingCv2(object):
+    """Stand-in for a cv2 >= 4.7 whose backend for this file refuses CAP_PROP_N_THREADS (OpenCV then
+    fails the open: "unsupported parameters in .open()"), as a non-FFmpeg backend may. The cv2 here
+    is FFmpeg's, which takes it, and Debian's 4.6 has no such property."""
+
+    CAP_ANY, CAP_PROP_N_THREADS, CAP_PROP_FPS = 0, 70, 5
+    CAP_PROP_OPEN_TIMEOUT_MSEC, CAP_PROP_READ_TIMEOUT_MSEC = 53, 54
+    error = RuntimeError
+
+    def __init__(self):
+        self.attempts = []
+        outer = self
+
+        class VideoCapture(object):
+            def __init__(self, target, api=0, params=None):
+                outer.attempts.append(list(params or []))
+                self.opened = outer.CAP_PROP_N_THREADS not in (params or [])[::2]
+
+            def isOpened(self):
+                return self.opened
+
+            def get(self, prop):
+                return 25.0
+
+            def release(self):
+                pass
+
+        self.VideoCapture = VideoCapture
+
+
+def test_pull_mode_opens_without_the_decoder_thread_setting_when_refused(make_video, monkeypatch):
+    from edgekit.sources import capture
+
+    fake = _RefusingCv2()
+    monkeypatch.setattr(capture, "cv2_module", lambda: fake)
+    path = make_video(name="refuse.mp4", frames=2)
+    source = open_source(path, realtime=False).start(pull=True)
+    assert source.pulling and source.connected
+    assert [a[::2] for a in fake.attempts] == [[53, 54, 70], [53, 54]]     # with it, then without
+    assert fake.attempts[0][-2:] == [70, 1]
+    fake.attempts[:] = []
+    grabbing = open_source(path, realtime=False)
+    grabbing._open()                                    # not pulling: never asks for one decoder thread
+    assert [a[::2] for a in fake.attempts] == [[53, 54]]
+
+
 def test_pull_mode_refuses_a_live_source():
     with pytest.raises(ValueError):
         FlakySource().start(pull=True)
