@@ -44,6 +44,9 @@ def add_arguments(parser):
     pipe.add_argument("--source", help="frame source for --pipeline: video file, image folder, csi://0, "
                       "v4l2:///dev/video0, rtsp://..., synthetic://?fps=0")
     pipe.add_argument("--frames", type=int, help="--pipeline: exactly this many timed frames")
+    pipe.add_argument("--workers", metavar="N|auto", help="--pipeline: frames in flight, as `edgekit serve "
+                      "--workers` (default auto: one per core when every frame of the source counts, e.g. "
+                      "synthetic://?fps=0 or file:///clip.mp4?realtime=0, and ONNX Runtime runs on the CPU)")
     pipe.add_argument("--meta", metavar="FILE.yaml", help="--pipeline with a model that carries no edgekit "
                       "metadata: task, labels, input, preprocess, decoder")
     out = parser.add_argument_group("outputs")
@@ -102,8 +105,11 @@ def _check_flags(args):
         raise ConfigError("--fail-over belongs to `edgekit profile compare`", hint="drop it for a profile run")
     if args.pipeline and not args.source:
         raise ConfigError("--pipeline needs --source", hint="e.g. --source synthetic://?fps=0 or a video file")
-    if (args.source or args.meta or args.frames) and not args.pipeline:
-        raise ConfigError("--source, --frames and --meta are for --pipeline", hint="add --pipeline")
+    if (args.source or args.meta or args.frames or args.workers) and not args.pipeline:
+        raise ConfigError("--source, --frames, --meta and --workers are for --pipeline", hint="add --pipeline")
+    if args.workers is not None and args.workers != "auto" and not (args.workers.isdigit() and int(args.workers) >= 1):
+        raise ConfigError("--workers must be auto or an integer >= 1, got %r" % args.workers,
+                          hint="1 = one frame at a time (a camera's latency); N = N frames in flight")
     if args.pipeline and (args.batch != "1" or (args.threads and "," in args.threads) or args.layers):
         raise ConfigError("--pipeline runs the daemon's loop at batch 1 with one thread setting, without --layers",
                           hint="profile the model alone for batch/thread sweeps and per-layer times")
@@ -152,7 +158,8 @@ def run_profile(args):
             meta = load_meta_yaml(args.meta)
         result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames, meta=meta,
                                   duration_s=args.duration, min_frames=min_iters, warmup_ms=args.warmup_ms,
-                                  percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry)
+                                  percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry,
+                                  workers="auto" if args.workers in (None, "auto") else int(args.workers))
         if args.estimate:
             result["estimate"] = prun.estimate_for(args.model, args.estimate, args.precision)
     else:

@@ -47,7 +47,8 @@ def pipeline_result(samples, summary, context, percentiles=stats.DEFAULT_PERCENT
         "latency_ms": e2e, "stages": stage_stats, "frame_age_ms": stage_stats.get("frame_age"),
         "accounting": accounting(kept), "frames": frames,
         "throughput_fps": frames / wall_s if wall_s else summary.get("fps"),
-        "pipeline": dict((k, summary.get(k)) for k in ("frames", "dropped", "reconnects", "fps", "errors", "overlap")),
+        "pipeline": dict((k, summary.get(k)) for k in ("frames", "dropped", "reconnects", "fps", "errors", "overlap",
+                                                       "workers")),
     }
     warnings = stats.warnings_for(e2e, percentiles, label="end_to_end") + clock_warnings(context)
     if summary.get("errors"):
@@ -92,26 +93,37 @@ def run_pipeline(pipeline, frames=None, duration_s=3.0, min_frames=100, warmup_m
 
 def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0, min_frames=100, warmup_ms=200,
                      percentiles=stats.DEFAULT_PERCENTILES, threads=None, sinks=(), predictor=None, source_obj=None,
-                     telemetry=True, log=say, meta=None, **source_opts):
+                     telemetry=True, log=say, meta=None, workers="auto", **source_opts):
     """Profile the daemon's pipeline on ``source`` (a URI, or ``source_obj`` already built) with
-    ``model`` (or a ready ``predictor``; ``meta`` overrides the model's metadata). Returns the
-    --json object with ``stages``."""
-    from edgekit.service.pipeline import Pipeline
+    ``model`` (or a ready ``predictor``; ``meta`` overrides the model's metadata), with the daemon's
+    own choices: ``workers`` (a number, or auto as ``edgekit serve`` decides it) and, on ONNX
+    Runtime, the daemon's threads and spinning. Returns the --json object with ``stages``."""
+    from edgekit.service.daemon import ort_options, resolve_workers
+    from edgekit.service.pipeline import Pipeline, check_concurrent
 
     if predictor is None:
         from edgekit.predictor import Predictor
 
-        options = {"threads": threads} if threads else {}
-        predictor = Predictor.open(model, backend, meta=meta, **options)
+        predictor = Predictor.open(model, backend, meta=meta)
     if source_obj is None:
         from edgekit.sources import open_source
 
         source_obj = open_source(source, **source_opts)
+    runner = getattr(predictor.runner, "name", None)
+    count, why = resolve_workers(workers, runner, source_obj)
+    if count > 1:
+        check_concurrent(predictor)
+    if not getattr(predictor.runner, "is_active", True):      # options apply when the model loads
+        if runner == "onnxruntime":
+            predictor.runner.options.update(ort_options({"threads": threads, "spinning": None}, count))
+        elif threads:
+            predictor.runner.options["threads"] = threads
     context = host_context()
     monitor = None
     with predictor:
         context.update(_predictor_context(predictor))
-        pipeline = Pipeline(source_obj, predictor, sinks=sinks, max_samples=10 ** 6)
+        pipeline = Pipeline(source_obj, predictor, sinks=sinks, max_samples=10 ** 6, workers=count)
+        log("%s (%s)" % (pipeline.describe_mode(), why))
         log("profiling the pipeline %s -> %s: warm-up %d ms, then %s" % (
             source_obj.describe(), context.get("model") or model, warmup_ms,
             "%d frames" % frames if frames else ">= %.1f s and >= %d frames" % (duration_s, min_frames)))
@@ -127,8 +139,9 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
             source_obj.close()
         summary = pipeline.summary()
     result = pipeline_result(pipeline.samples, summary, context, percentiles, skip, wall, first)
+    result["pipeline"]["workers_why"] = why
     result["config"] = {"warmup_ms": warmup_ms, "duration_s": duration_s, "min_frames": min_frames,
-                        "frames": frames, "percentiles": list(percentiles)}
+                        "frames": frames, "percentiles": list(percentiles), "workers": workers}
     if monitor:
         result["telemetry"] = monitor.summary()
     return result

@@ -84,7 +84,9 @@ def sections(result, layers_n=None):
     first = runs_of(result)[0]
     if first.get("kind") == "pipeline":
         rows, headers = _stage_rows(first)
-        out.append(("pipeline stages (ms)", rows, headers))
+        workers = (first.get("pipeline") or {}).get("workers") or 1
+        out.append(("pipeline stages (ms%s)" % (", %d workers: frames in flight" % workers if workers > 1 else ""),
+                    rows, headers))
     else:
         rows, headers = _run_rows(result)
         out.append(("latency (ms)", rows, headers))

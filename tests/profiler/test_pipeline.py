@@ -170,6 +170,43 @@ def test_real_pipeline_from_the_cli(tiny_model, tmp_path, capsys):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("workers", ["auto", "1", "2"])
+def test_real_pipeline_with_the_daemons_workers(tiny_model, tmp_path, capsys, workers):
+    """--workers as `edgekit serve` takes it: auto gives a lossless source on ONNX Runtime one worker
+    per core (at most 4), each with the daemon's intra-op threads; the JSON and the table say so."""
+    import os
+
+    out = tmp_path / "w.json"
+    code = cli.main(["profile", tiny_model, "--pipeline", "--source", "synthetic://?width=64&height=48&fps=0",
+                     "--frames", "24", "--warmup-ms", "0", "--backend", "onnxruntime", "--json", str(out),
+                     "--workers", workers, "--no-telemetry"])
+    assert code == 0
+    captured = capsys.readouterr()
+    data = json.loads(out.read_text())
+    expected = min(os.cpu_count() or 1, 4) if workers == "auto" else int(workers)
+    assert data["pipeline"]["workers"] == expected and data["frames"] == 24
+    assert data["stages"]["infer"]["count"] == 24
+    if expected > 1:
+        assert "pipeline with %d workers" % expected in captured.err
+        assert "%d workers: frames in flight" % expected in captured.out
+        assert data["context"]["threads"] == max(1, (os.cpu_count() or 1) // expected)
+        assert data["pipeline"]["workers_why"] in ("pipeline.workers: 2",
+                                                   "auto: every frame of the source counts and inference runs on the CPU")
+    else:
+        assert "pipeline sequential" in captured.err
+
+
+def test_pipeline_workers_refused_where_the_daemon_refuses_them(tiny_model, capsys):
+    for argv, message in (
+            (["--pipeline", "--source", "synthetic://?fps=0", "--workers", "2", "--backend", "opencv"],
+             "the opencv runner infers one frame at a time; pipeline workers must be 1"),
+            (["--pipeline", "--source", "synthetic://?fps=0", "--workers", "0"], "--workers must be auto or an integer"),
+            (["--workers", "2"], "--source, --frames, --meta and --workers are for --pipeline")):
+        code = cli.main(["profile", tiny_model] + argv)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_real_pipeline_on_a_video_file_until_its_end(tiny_model, make_video):
     """A real MP4 written by OpenCV as the camera stand-in; the run stops at the end of the file."""
     video = make_video("clip.mp4", frames=25, width=96, height=64)
