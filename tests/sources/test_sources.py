@@ -182,28 +182,37 @@ class _FakeClock(object):
         return self.now
 
 
-@pytest.mark.parametrize("pull", [False, True], ids=["grabber", "pull"])
-def test_backoff_is_capped_and_exponential(monkeypatch, pull):
+def clocked_flaky_source(monkeypatch, backoff_initial, backoff_max, stop_after=None):
+    """A FlakySource whose first read fails, on a fake clock: each backoff wait is recorded (rounded)
+    and advances the clock; with ``stop_after`` the source is stopped at that many waits."""
     from edgekit.sources import base
 
     clock = _FakeClock()
     monkeypatch.setattr(base, "time", clock)
     waits = []
     source = FlakySource(lossless=True)
-    source.backoff_initial, source.backoff_max = 0.01, 0.04
+    source.backoff_initial, source.backoff_max = backoff_initial, backoff_max
 
     def record(delay):
-        waits.append(delay)
+        waits.append(round(delay, 6))
         clock.now += delay
-        if len(waits) >= 6:
+        if stop_after and len(waits) >= stop_after:
             source._stop.set()
         return source._stop.is_set()
+
+    source._sleep = record
+    source.n = 99
+    return source, waits
+
+
+@pytest.mark.parametrize("pull", [False, True], ids=["grabber", "pull"])
+def test_backoff_is_capped_and_exponential(monkeypatch, pull):
+    source, waits = clocked_flaky_source(monkeypatch, 0.01, 0.04, stop_after=6)
 
     def gone():
         raise SourceError("gone")
 
-    source._sleep, source._open = record, gone
-    source.n = 99                         # the first read fails
+    source._open = gone
     if pull:
         source.pulling = True
         assert source.read(timeout=60.0) is None       # every reopen fails until the source is stopped
@@ -211,29 +220,15 @@ def test_backoff_is_capped_and_exponential(monkeypatch, pull):
         thread = threading.Thread(target=source._run)
         thread.start()
         thread.join(5)
-    assert [round(w, 6) for w in waits[:5]] == [0.01, 0.02, 0.04, 0.04, 0.04]
+    assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
     assert source.eof
 
 
 def test_pull_read_waits_no_longer_than_its_timeout(monkeypatch):
     """In pull mode a backoff longer than the read's timeout is waited in parts: the reader gets
     None at its deadline and the next read waits out the rest before reopening."""
-    from edgekit.sources import base
-
-    clock = _FakeClock()
-    monkeypatch.setattr(base, "time", clock)
-    waits = []
-    source = FlakySource(lossless=True)
-    source.backoff_initial, source.backoff_max = 0.3, 0.3
-
-    def record(delay):
-        waits.append(round(delay, 6))
-        clock.now += delay
-        return False
-
-    source._sleep = record
+    source, waits = clocked_flaky_source(monkeypatch, 0.3, 0.3)      # the first read fails; reopen after 0.3 s
     source.pulling = True
-    source.n = 99                         # the first read fails; reopen after 0.3 s
     assert source.read(timeout=0.2) is None
     assert waits == [0.2] and source.opens == 0
     source.fail_opens = 0                 # (FlakySource's failed read also set up two failing opens)
