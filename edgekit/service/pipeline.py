@@ -229,7 +229,8 @@ class Pipeline(object):
                 "uptime_s": round(now - self.t_started, 1), "source": self.source.describe(),
                 "last_error": self.last_error or self.source.last_error, "errors": self.errors,
                 "seconds_since_last_frame": round(since, 3) if since is not None else None,
-                "source_connected": self.source.connected, "eof": self.source.eof}
+                "source_connected": self.source.connected, "eof": self.source.eof, "workers": self.workers,
+                "reading": "workers" if getattr(self.source, "pulling", False) else "grabber"}
 
     def live_fps(self):
         """Frames per second over the last 60 frames; 0 once frames have stopped coming."""

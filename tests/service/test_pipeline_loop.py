@@ -346,6 +346,8 @@ def test_workers_publish_every_frame_in_reading_order_with_the_same_results(mode
         pipeline = Pipeline(source, JitterPredictor(real), sinks=[sink], metrics=metrics, workers=3)
         summary = pipeline.run()
         assert source.pulling is (reading == "pull") and (source._thread is None) is (reading == "pull")
+        status = pipeline.status()
+        assert status["workers"] == 3 and status["reading"] == ("workers" if reading == "pull" else "grabber")
     assert summary["frames"] == one["frames"] == 60 and summary["workers"] == 3 and summary["overlap"] is False
     assert [r["seq"] for r, _ in sink.items] == list(range(1, 61))
     assert [r["result"] for r, _ in sink.items] == [r["result"] for r, _ in sink_one.items]
