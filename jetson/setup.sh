@@ -97,6 +97,11 @@ if [ "$DO_PIP" = 1 ]; then
       if [ "$DRY" = 0 ]; then echo "$line" >> "$HOME/.bashrc"; fi
     fi
   done
+  # the systemd unit (deploy/edgekit.service) reads no shell profile: it takes this file
+  if ! grep -qxF 'OPENBLAS_CORETYPE=ARMV8' /etc/default/edgekit 2>/dev/null; then
+    echo "+ echo 'OPENBLAS_CORETYPE=ARMV8' | sudo tee -a /etc/default/edgekit"
+    if [ "$DRY" = 0 ]; then echo 'OPENBLAS_CORETYPE=ARMV8' | $SUDO tee -a /etc/default/edgekit >/dev/null; fi
+  fi
 fi
 
 if [ "$DO_SWAP" = 1 ]; then

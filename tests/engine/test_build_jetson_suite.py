@@ -60,7 +60,7 @@ def test_setup_script_dry_run():
     assert proc.returncode == 0, proc.stdout
     out = proc.stdout
     for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-deps", "fallocate -l 4G",
-                     "OPENBLAS_CORETYPE=ARMV8"):
+                     "OPENBLAS_CORETYPE=ARMV8", "sudo tee -a /etc/default/edgekit"):      # the unit's EnvironmentFile
         assert expected in out
     commands = [line for line in out.splitlines() if line.startswith("+ ")]
     assert not [c for c in commands if "opencv-python" in c]        # never shadow JetPack's cv2
