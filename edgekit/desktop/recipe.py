@@ -33,7 +33,8 @@ DEFAULTS = {
 }
 TASK_DECODERS = {
     "classification": {"type": "classification", "top_k": 5},
-    "detection": {"type": "centernet", "stride": 8, "score_threshold": 0.3, "top_k": 100, "nms_iou": None},
+    "detection": {"type": "centernet", "stride": 8, "score_threshold": 0.3, "top_k": 100, "nms_iou": None,
+                  "class_agnostic": False},
 }
 TASK_METRIC = {"classification": "accuracy", "detection": "map50"}
 OPTIMIZERS = ("adamw", "sgd")

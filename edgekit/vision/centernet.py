@@ -9,11 +9,12 @@ where h = H / stride and w = W / stride of the model input (stride 4 for ``tiny_
 Peak extraction is done here, not in the graph: a cell is a detection when its score is the maximum
 of its 3x3 neighbourhood (CenterNet's max-pool "NMS") and at least ``score_threshold``. The graph then
 holds only ops every TensorRT accepts, and the decoding is one NumPy path for every backend.
-An optional class-aware box NMS (``nms_iou`` in the decoder metadata; off by default) uses
-``edgekit.vision.nms``.
+An optional box NMS (``nms_iou`` in the decoder metadata; off by default) uses
+``edgekit.vision.nms``: per class, or across classes with ``class_agnostic: true`` (one object whose
+centre peaks in two class heatmaps then keeps only its best class).
 
 Decoder metadata (``meta.decoder``): {"type": "centernet", "stride": 4, "score_threshold": 0.3,
-"top_k": 100, "nms_iou": null}.
+"top_k": 100, "nms_iou": null, "class_agnostic": false}.
 Result per image (edgekit.vision.decoders format): {"task": "detection", "detections": [{"index",
 "label", "score", "box": [x1, y1, x2, y2]}]}, boxes in source-frame pixels (via LetterboxInfo).
 """
@@ -63,7 +64,7 @@ def peaks(heat, score_threshold, top_k):
     return cls[order], ys[order], xs[order], scores[order]
 
 
-def decode_image(heat, reg, stride=4, score_threshold=0.3, top_k=100, nms_iou=None):
+def decode_image(heat, reg, stride=4, score_threshold=0.3, top_k=100, nms_iou=None, class_agnostic=False):
     """One image -> (boxes Kx4 in model-input pixels, scores K, classes K)."""
     heat = np.asarray(heat, dtype=np.float32)
     reg = np.asarray(reg, dtype=np.float32)
@@ -75,7 +76,7 @@ def decode_image(heat, reg, stride=4, score_threshold=0.3, top_k=100, nms_iou=No
     half_h = np.maximum(bh, 0) * stride / 2.0
     boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
     if nms_iou is not None and len(boxes):
-        kept = nms(boxes, scores, float(nms_iou), classes=cls)
+        kept = nms(boxes, scores, float(nms_iou), classes=None if class_agnostic else cls)
         boxes, scores, cls = boxes[kept], scores[kept], cls[kept]
     return boxes.reshape(-1, 4), scores.astype(np.float32), cls.astype(np.int64)
 
@@ -87,11 +88,12 @@ def decode(outputs, meta, infos=None, score_threshold=None, top_k=None):
     threshold = float(params.get("score_threshold", 0.3) if score_threshold is None else score_threshold)
     k = int(top_k or params.get("top_k", 100))
     nms_iou = params.get("nms_iou")
+    agnostic = bool(params.get("class_agnostic", False))
     heat, reg = _outputs(outputs)
     labels = meta.labels
     results = []
     for i in range(heat.shape[0]):
-        boxes, scores, classes = decode_image(heat[i], reg[i], stride, threshold, k, nms_iou)
+        boxes, scores, classes = decode_image(heat[i], reg[i], stride, threshold, k, nms_iou, agnostic)
         if infos is not None and infos[i] is not None:
             boxes = infos[i].to_frame(boxes)
         results.append({"task": "detection", "detections": [

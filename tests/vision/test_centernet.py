@@ -83,6 +83,15 @@ def test_optional_nms_removes_overlapping_same_class_boxes():
     assert len(decode(out, meta(nms_iou=0.3), None)[0]["detections"]) == 1
 
 
+def test_class_agnostic_nms_keeps_one_class_per_object():
+    """One object whose centre peaks in two class heatmaps: class-aware NMS keeps both, the
+    class-agnostic one only the better class."""
+    out = outputs_with([(0, 4, 4, 0, 0, 4, 4, 0.9), (1, 4, 4, 0, 0, 4, 4, 0.7)])
+    assert sorted(d["index"] for d in decode(out, meta(nms_iou=0.5), None)[0]["detections"]) == [0, 1]
+    kept = decode(out, meta(nms_iou=0.5, class_agnostic=True), None)[0]["detections"]
+    assert [d["index"] for d in kept] == [0] and kept[0]["score"] == pytest.approx(0.9)
+
+
 def test_wrong_output_count_is_a_model_error():
     from edgekit.errors import ModelError
 
