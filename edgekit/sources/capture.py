@@ -79,27 +79,24 @@ class CaptureSource(Source):
         cv2 = cv2_module()
         api = getattr(cv2, self.api, cv2.CAP_ANY)
         params, optional = self._params(cv2)
-        cap = None
-        for attempt in ([params + optional, params] if optional else [params]):
-            if not attempt:
-                break
-            try:
-                cap = cv2.VideoCapture(self.target, api, attempt)
-            except (TypeError, cv2.error):     # OpenCV < 4.5: no open parameters
-                cap = None
-                break
-            if cap.isOpened():
-                break
+        cap = self._video_capture(cv2, api, params + optional)
+        if optional and not cap.isOpened():     # a backend refusing an optional setting fails the open
             cap.release()
-            cap = None
-        if cap is None:
-            cap = cv2.VideoCapture(self.target, api)
+            cap = self._video_capture(cv2, api, params)
         if not cap.isOpened():
             cap.release()
             raise SourceError("cannot open %s" % self.describe(), hint=self.open_hint())
         self._configure(cap)
         self.fps_reported = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._cap = cap
+
+    def _video_capture(self, cv2, api, params):
+        if params:
+            try:
+                return cv2.VideoCapture(self.target, api, params)
+            except (TypeError, cv2.error):     # OpenCV < 4.5: no open parameters
+                pass
+        return cv2.VideoCapture(self.target, api)
 
     def open_hint(self):
         return "check that the device or file exists and is not in use by another process"

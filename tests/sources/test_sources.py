@@ -282,12 +282,13 @@ class _RefusingCv2(object):
 
     def __init__(self):
         self.attempts = []
+        self.dead = False                 # True: nothing opens (a device that is gone)
         outer = self
 
         class VideoCapture(object):
             def __init__(self, target, api=0, params=None):
                 outer.attempts.append(list(params or []))
-                self.opened = outer.CAP_PROP_N_THREADS not in (params or [])[::2]
+                self.opened = not outer.dead and outer.CAP_PROP_N_THREADS not in (params or [])[::2]
 
             def isOpened(self):
                 return self.opened
@@ -314,6 +315,10 @@ def test_pull_mode_opens_without_the_decoder_thread_setting_when_refused(make_vi
     fake.attempts[:] = []
     grabbing = open_source(path, realtime=False)
     grabbing._open()                                    # not pulling: never asks for one decoder thread
+    assert [a[::2] for a in fake.attempts] == [[53, 54]]
+    fake.attempts[:], fake.dead = [], True
+    with pytest.raises(SourceError):                    # a device that is gone: one open, with its timeouts,
+        open_source(path, realtime=False)._open()       # never retried without them
     assert [a[::2] for a in fake.attempts] == [[53, 54]]
 
 
