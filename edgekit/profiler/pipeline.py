@@ -98,7 +98,7 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
     ``model`` (or a ready ``predictor``; ``meta`` overrides the model's metadata), with the daemon's
     own choices: ``workers`` (a number, or auto as ``edgekit serve`` decides it) and, on ONNX
     Runtime, the daemon's threads and spinning. Returns the --json object with ``stages``."""
-    from edgekit.service.daemon import ort_options, resolve_workers
+    from edgekit.service.daemon import configure_runner, resolve_workers
     from edgekit.service.pipeline import Pipeline, check_concurrent
 
     if predictor is None:
@@ -111,12 +111,12 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
         source_obj = open_source(source, **source_opts)
     runner = getattr(predictor.runner, "name", None)
     count, why = resolve_workers(workers, runner, source_obj)
-    if count > 1:
-        check_concurrent(predictor)
-    if not getattr(predictor.runner, "is_active", True):      # options apply when the model loads
-        if runner == "onnxruntime":
-            predictor.runner.options.update(ort_options({"threads": threads, "spinning": None}, count))
-        elif threads:
+    if getattr(predictor.runner, "is_active", True):          # a ready predictor keeps its options
+        if count > 1:
+            check_concurrent(predictor)
+    else:                                                     # options apply when the model loads
+        configure_runner(predictor, runner, {"threads": threads, "spinning": None}, count)
+        if threads and runner != "onnxruntime":
             predictor.runner.options["threads"] = threads
     context = host_context()
     monitor = None

@@ -140,15 +140,22 @@ def resolve_workers(setting, backend, source, cores=None):
     return min(cores, 4), "auto: every frame of the source counts and inference runs on the CPU"
 
 
-def activate_predictor(predictor, cfg, backend, reason, workers=1, log=say):
-    """Set the runner's options for ``workers``, load the model, log what runs how. A runner that
-    takes one frame at a time is refused before the model loads when ``workers`` > 1."""
+def configure_runner(predictor, backend, model, workers):
+    """Before the model loads: refuse ``workers`` > 1 with a runner that infers one frame at a time,
+    and give ONNX Runtime the daemon's threads and spinning for ``workers`` (``model``: the config's
+    model section, or at least its threads and spinning)."""
     if workers > 1:
         from edgekit.service.pipeline import check_concurrent
 
         check_concurrent(predictor)
     if backend == "onnxruntime":
-        predictor.runner.options.update(ort_options(cfg["model"], workers))
+        predictor.runner.options.update(ort_options(model, workers))
+
+
+def activate_predictor(predictor, cfg, backend, reason, workers=1, log=say):
+    """Set the runner's options for ``workers``, load the model, log what runs how. A runner that
+    takes one frame at a time is refused before the model loads when ``workers`` > 1."""
+    configure_runner(predictor, backend, cfg["model"], workers)
     predictor.__enter__()
     try:
         text = describe_model(predictor, predictor.runner.model_path, backend, reason)
