@@ -10,26 +10,7 @@ from edgekit import cli
 from edgekit.profiler import pipeline as ppl
 from edgekit.service import pipeline as service_pipeline
 from edgekit.sources.base import Frame
-
-
-class FakeClock(object):
-    """Stands in for the ``time`` module inside edgekit.service.pipeline: time moves only when the
-    fake parts say so, so every stage time is exact."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def advance(self, ms):
-        self.now += ms / 1000.0
-
-    def perf_counter(self):
-        return self.now
-
-    def monotonic(self):
-        return self.now
-
-    def time(self):
-        return 1.7e9 + self.now
+from _clock import FakeClock
 
 
 class FakeSource(object):

@@ -14,6 +14,7 @@ from edgekit.sources.capture import ensure_appsink
 from edgekit.sources.csi import csi_pipeline, scaled_size
 from edgekit.sources.rtsp import rtsp_pipeline
 from edgekit.sources.synthetic import synthetic_frame
+from _clock import FakeClock
 
 
 def drain(source, timeout=2.0, delay=0.0):
@@ -166,28 +167,13 @@ def test_source_that_dies_and_returns_many_times():
     assert stats["last_error"] in ("camera gone.", "read failed on flaky://")
 
 
-class _FakeClock(object):
-    """Stands in for the time module inside edgekit.sources.base: the backoff waits advance it."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def monotonic(self):
-        return self.now
-
-    def time(self):
-        return self.now
-
-    def perf_counter(self):
-        return self.now
-
-
 def clocked_flaky_source(monkeypatch, backoff_initial, backoff_max, stop_after=None):
-    """A FlakySource whose first read fails, on a fake clock: each backoff wait is recorded (rounded)
-    and advances the clock; with ``stop_after`` the source is stopped at that many waits."""
+    """A FlakySource whose first read fails, on a fake clock (edgekit.sources.base's time): each backoff
+    wait is recorded (rounded) and advances the clock; with ``stop_after`` the source is stopped at that
+    many waits."""
     from edgekit.sources import base
 
-    clock = _FakeClock()
+    clock = FakeClock()
     monkeypatch.setattr(base, "time", clock)
     waits = []
     source = FlakySource(lossless=True)
@@ -195,7 +181,7 @@ def clocked_flaky_source(monkeypatch, backoff_initial, backoff_max, stop_after=N
 
     def record(delay):
         waits.append(round(delay, 6))
-        clock.now += delay
+        clock.advance(delay * 1000.0)
         if stop_after and len(waits) >= stop_after:
             source._stop.set()
         return source._stop.is_set()
