@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from edgekit.jsonutil import dumps
 from edgekit.errors import ConfigError
 from edgekit.service.metrics import Metrics
+from edgekit.service import procstats
 from edgekit.service.sinks.base import Sink
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -525,6 +526,9 @@ class HttpServer(Sink):
             status = {"ready": age is not None and age <= self.stale_after, "frames": self.latest.version}
         status["http"] = {"streams": self.streams, "max_streams": self.max_streams,
                           "connections": self.connections, "submitted": self.submitted}
+        figures = procstats.summary(procstats.read())
+        if figures:
+            status["process"] = figures
         if self.labels:
             status.setdefault("labels", self.labels)
         return status
@@ -543,7 +547,8 @@ class HttpServer(Sink):
     def _route_metrics(self):
         self.metrics.set("http_streams", self.streams)
         self.metrics.set("http_connections", self.connections)
-        return Response(200, PROMETHEUS_TYPE, self.metrics.render_prometheus().encode("utf-8"))
+        text = self.metrics.render_prometheus() + procstats.render_prometheus(procstats.read())
+        return Response(200, PROMETHEUS_TYPE, text.encode("utf-8"))
 
     def _route_latest(self):
         body = self.latest.record_json()

@@ -75,6 +75,8 @@ def test_page_shows_live_figures_and_the_stream(live_server, tmp_path):
     assert 'data-top="box"' in dom and "1 object" in dom
     assert '<dd id="model">shapes-detector.onnx</dd>' in dom and '<dd id="precision">fp16</dd>' in dom
     assert '<dd id="uptime">12m 34s</dd>' in dom
+    memory = re.search(r'<dd id="memory">(\d+) MB, (\d+) threads, (\d+) files</dd>', dom)
+    assert memory and int(memory.group(1)) > 10 and int(memory.group(2)) > 1, dom  # this process's /proc figures
     assert 'src="v1/stream.mjpg"' in dom and "stream unavailable" not in dom
     assert "<td>infer</td><td>3.2</td>" in dom
     assert TOKEN not in dom                                 # the token is not left in the page

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -116,6 +117,14 @@ def test_every_route_before_and_after_the_first_frame(server, frames):
     assert "edgekit_frames_total 3" in text
     assert 'edgekit_http_requests_total{code="503",route="/readyz"} 1' in text
     assert "# TYPE edgekit_http_streams gauge" in text
+    # the process figures, under the names every Prometheus client library gives them
+    rss = int(re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M).group(1))
+    assert rss > 10 * 2 ** 20 and "# TYPE process_cpu_seconds_total counter" in text
+    threads = int(re.search(r"^edgekit_threads (\d+)$", text, re.M).group(1))
+    assert threads >= 2                                      # this thread and the server's, at least
+    assert re.search(r"^process_open_fds \d+$", text, re.M) and re.search(r"^process_max_fds \d+$", text, re.M)
+    types = re.findall(r"^# TYPE (\S+) ", text, re.M)
+    assert len(types) == len(set(types))                     # each name described once
 
 
 def test_snapshot_is_the_annotated_latest_frame(server, frames):
@@ -203,6 +212,7 @@ def test_readyz_follows_status_fn_and_reports_its_reason(server):
     status, _, body = request(s, "/v1/status")
     data = json.loads(body)
     assert data["frames"] == 10 and data["http"]["max_streams"] == 4
+    assert data["process"]["rss_mb"] > 10 and data["process"]["threads"] > 1 and data["process"]["open_fds"] > 3
 
     def broken():
         raise RuntimeError("boom")

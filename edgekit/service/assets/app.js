@@ -94,6 +94,9 @@
     text("backend", status.backend);
     text("source", status.source);
     text("streams", status.http ? status.http.streams + " / " + status.http.max_streams : "-");
+    var proc = status.process || {};
+    text("memory", proc.rss_mb === undefined ? "-" : fixed(proc.rss_mb, 0) + " MB, " + proc.threads + " threads, " +
+      proc.open_fds + " files");
     var error = $("error");
     error.hidden = !status.last_error;
     error.textContent = status.last_error ? "last error: " + status.last_error : "";
