@@ -60,3 +60,27 @@ def write(area, data):
     os.replace(path + ".tmp", path)
     print("wrote %s" % os.path.relpath(path, ROOT))
     return path
+
+
+def export_recipe(name, workdir, labels):
+    """A recipe's model with random weights, exported for x86-cpu as ``edgekit export`` does:
+    (torch model in eval mode, ModelMeta, path of the .onnx)."""
+    import torch
+
+    from edgekit.desktop.export import export_model
+    from edgekit.desktop.models import build_model, output_names
+    from edgekit.desktop.recipe import load_recipe
+    from edgekit.desktop.train import build_meta
+
+    rec = load_recipe(name)
+    arch = rec["model"]["arch"]
+    model = build_model(arch, num_classes=len(labels), **rec["model"].get("kwargs", {})).eval()
+    meta = build_meta(rec, labels)
+    ckpt = os.path.join(workdir, name + ".pt")
+    torch.save({"format": "edgekit-checkpoint/1", "arch": {"name": arch, "kwargs": dict(
+        rec["model"].get("kwargs", {}), num_classes=len(labels))}, "state_dict": model.state_dict(),
+        "meta": meta.to_dict(), "output_names": output_names(arch), "recipe": {},
+        "epoch": 0, "metrics": {}}, ckpt)
+    onnx_path = os.path.join(workdir, name + ".onnx")
+    export_model(ckpt, onnx_path, target="x86-cpu", log=lambda *_: None)
+    return model, meta, onnx_path

@@ -6,13 +6,12 @@ Models: the demo's detector (shapes-detector) and classifier (shapes-classifier)
 (speed does not depend on the weights), exported with `edgekit export` for x86-cpu.
 """
 
-import os
 import tempfile
 import time
 
 import numpy as np
 
-from _common import claim, median, write
+from _common import claim, export_recipe, median, write
 
 REPEATS = 7
 BURST_S = 0.4
@@ -32,24 +31,9 @@ def burst(fn):
 def bench_recipe(name, workdir):
     import torch
 
-    from edgekit.desktop.export import export_model
-    from edgekit.desktop.models import build_model, output_names
-    from edgekit.desktop.recipe import load_recipe
-    from edgekit.desktop.train import build_meta
     from edgekit.runners import open_runner
 
-    rec = load_recipe(name)
-    arch = rec["model"]["arch"]
-    labels = ["c%d" % i for i in range(5)]
-    model = build_model(arch, num_classes=len(labels), **rec["model"].get("kwargs", {})).eval()
-    meta = build_meta(rec, labels)
-    ckpt = os.path.join(workdir, name + ".pt")
-    torch.save({"format": "edgekit-checkpoint/1", "arch": {"name": arch, "kwargs": dict(
-        rec["model"].get("kwargs", {}), num_classes=len(labels))}, "state_dict": model.state_dict(),
-        "meta": meta.to_dict(), "output_names": output_names(arch), "recipe": {},
-        "epoch": 0, "metrics": {}}, ckpt)
-    onnx_path = os.path.join(workdir, name + ".onnx")
-    export_model(ckpt, onnx_path, target="x86-cpu", log=lambda *_: None)
+    model, meta, onnx_path = export_recipe(name, workdir, ["c%d" % i for i in range(5)])
     h, w = meta.input_hw
     x = np.random.RandomState(0).standard_normal((1, 3, h, w)).astype(np.float32)
     xt = torch.from_numpy(x)
