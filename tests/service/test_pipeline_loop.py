@@ -10,7 +10,7 @@ import pytest
 from daemon_helpers import tiny_classifier
 from edgekit.predictor import Predictor
 from edgekit.service.metrics import Metrics
-from edgekit.service.pipeline import STAGES, Pipeline, PipelineError, percentile, runs_on_gpu
+from edgekit.service.pipeline import STAGES, Pipeline, PipelineError, Samples, latency_summary, percentile, runs_on_gpu
 from edgekit.sources import open_source
 from edgekit.sources.base import Source
 
@@ -40,6 +40,28 @@ def run_pipeline(model, uri, overlap="off", **kwargs):
         pipeline = Pipeline(source, predictor, sinks=[sink], metrics=metrics, device_id="cam-1", overlap=overlap)
         summary = pipeline.run(**kwargs)
     return pipeline, summary, sink, metrics
+
+
+def test_samples_keep_the_newest_in_order_within_their_cap():
+    ring = Samples(4)
+    assert len(ring) == 0 and list(ring) == []
+    for value in (1.0, 2.0, 3.0):
+        ring.append(value)
+    assert list(ring) == [1.0, 2.0, 3.0]
+    for value in range(4, 11):                        # wraps around more than once
+        ring.append(float(value))
+    assert len(ring) == 4 and list(ring) == [7.0, 8.0, 9.0, 10.0]
+    assert ring._data.itemsize == 8                     # 8 bytes a sample, whatever the count
+    assert latency_summary({"infer": ring})["infer"] == {"p50": 8.0, "p90": 10.0, "p99": 10.0}
+    assert latency_summary({"infer": Samples(4)}) == {}
+
+
+def test_pipeline_keeps_max_samples_per_stage(model):
+    source = open_source("synthetic://?width=96&height=64&fps=0&frames=30")
+    with Predictor.open(model, backend="onnxruntime") as predictor, source:
+        pipeline = Pipeline(source, predictor, max_samples=8)
+        pipeline.run()
+    assert pipeline.frames == 30 and all(len(values) == 8 for values in pipeline.samples.values())
 
 
 def test_summary_records_and_metrics(model):
