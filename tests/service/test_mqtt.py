@@ -133,6 +133,8 @@ def test_clean_close_publishes_offline_and_delivers_the_buffer(broker, watchers,
     assert sorted(set(w.seqs())) == list(range(50))
     states = [m[1]["state"] for m in w.on("/status")]
     assert states[0] == "online" and states[-1] == "offline"
+    stats = sink.stats()       # every QoS 1 publish handed to paho was acknowledged, "offline" included
+    assert stats["inflight"] == 0 and stats["published"] == 50 and stats["buffered"] == 0, stats
 
 
 SINK_SCRIPT = """

@@ -238,6 +238,8 @@ class MqttSink(Sink):
             self._thread.join(max(deadline - time.time(), 0.1))
         client = self._client
         if self._connected:
+            with self._cond:
+                self._handed += 1          # counted like every QoS 1 publish: on_publish counts its ack
             info = client.publish(self.topics["status"], self._status_payload("offline"), qos=1, retain=True)
             self._wait(lambda: info.is_published() and self._handed - self._acked <= 0, deadline)
         client.disconnect()
