@@ -207,6 +207,21 @@ def describe_model(predictor, path, backend, reason):
     return text
 
 
+def _flat(times, prefix=""):
+    """{"outputs": {"mqtt": 0.3}} -> {"outputs.mqtt": 0.3}"""
+    out = {}
+    for key, value in times.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, prefix + key + "."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _rounded(times):
+    return dict((k, _rounded(v) if isinstance(v, dict) else round(v, 3)) for k, v in times.items())
+
+
 class Daemon(object):
     def __init__(self, cfg, config_path=None, overrides=None, notifier=None, log=say):
         self.cfg = cfg
@@ -475,20 +490,29 @@ class Daemon(object):
 
     def shutdown(self):
         """Stop the loop, drain the sinks, close everything; all within DRAIN_SECONDS."""
-        deadline = time.monotonic() + DRAIN_SECONDS - 0.2
+        start = time.monotonic()
+        deadline = start + DRAIN_SECONDS - 0.2
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(max(0.1, deadline - time.monotonic() - 0.6))
+        stop_s = {"pipeline": time.monotonic() - start}
         sinks = list(self.pipeline.sinks)
-        self._close_sinks(sinks, max(0.1, deadline - time.monotonic() - 0.1))
+        stop_s["outputs"] = self._close_sinks(sinks, max(0.1, deadline - time.monotonic() - 0.1))
+        t = time.monotonic()
         self.pipeline.source.close(timeout=0.1)
+        stop_s["source"] = time.monotonic() - t
         if self._thread is None or not self._thread.is_alive():
             try:
                 self.pipeline.predictor.__exit__(None, None, None)
             except Exception:
                 pass
         summary = self.pipeline.summary()
+        stop_s["total"] = time.monotonic() - start
+        summary["stop_s"] = _rounded(stop_s)
+        if stop_s["total"] > DRAIN_SECONDS / 2:     # what a slow stop waited for, where systemd's log shows it
+            self.log("stopping took %.2f s: %s" % (stop_s["total"], ", ".join(
+                "%s %.2f s" % (k, v) for k, v in sorted(_flat(stop_s).items()) if k != "total")))
         summary["reloads"] = self.reloads
         summary["sinks"] = dict((getattr(s, "name", type(s).__name__), _safe_stats(s)) for s in sinks)
         if self._failure is not None:
@@ -496,12 +520,18 @@ class Daemon(object):
         return summary
 
     def _close_sinks(self, sinks, budget):
+        """Close each output within its share of ``budget``; {name: seconds it took}."""
         end = time.monotonic() + budget
+        took = {}
         for sink in sinks:
+            t = time.monotonic()
+            name = getattr(sink, "name", type(sink).__name__)
             try:
                 sink.close(timeout=max(0.05, (end - time.monotonic()) / max(1, len(sinks))))
             except Exception as exc:
-                warn("closing %s: %s" % (getattr(sink, "name", sink), exc))
+                warn("closing %s: %s" % (name, exc))
+            took[name] = time.monotonic() - t
+        return took
 
     @property
     def failure(self):

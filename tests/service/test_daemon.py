@@ -112,6 +112,9 @@ def test_serve_notifies_and_drains_on_sigterm(model, tmp_path):
                                                   "end_to_end", "frame_age"])
     assert "backend onnxruntime" in err and "ready: first inference done" in err
     assert any(m.startswith("STOPPING=1") for m in listener.messages)
+    stop = data["stop_s"]                      # what the stop spent its time on (a slow one is also logged)
+    assert set(stop) == {"pipeline", "outputs", "source", "total"} and set(stop["outputs"]) == {"jsonl"}
+    assert stop["total"] >= stop["pipeline"] + stop["outputs"]["jsonl"] + stop["source"] - 0.003
 
 
 def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
