@@ -84,3 +84,16 @@ def export_recipe(name, workdir, labels):
     onnx_path = os.path.join(workdir, name + ".onnx")
     export_model(ckpt, onnx_path, target="x86-cpu", log=lambda *_: None)
     return model, meta, onnx_path
+
+
+def make_video(path, frames):
+    """A 640x480 MP4 (mp4v) of the synthetic source's moving shapes, at 30 fps, written by OpenCV."""
+    import cv2
+
+    from edgekit.sources.synthetic import synthetic_frame
+
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for i in range(frames):
+        writer.write(synthetic_frame(i, 640, 480))
+    writer.release()
+    return path

@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _common import claim, median, write  # noqa: E402
+from _common import claim, make_video, median, write  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet18")
 REPEATS = 10
@@ -64,18 +64,6 @@ def export(name, path):
                      decoder={"type": "classification", "top_k": 5})
     attach_to_onnx(proto, meta)
     onnx.save(proto, path)
-    return path
-
-
-def make_video(path):
-    import cv2
-
-    from edgekit.sources.synthetic import synthetic_frame
-
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for i in range(VIDEO_FRAMES):
-        writer.write(synthetic_frame(i, 640, 480))
-    writer.release()
     return path
 
 
@@ -362,7 +350,7 @@ def main():
     cores = os.cpu_count() or 1
     out = {"cores": cores, "load_average_at_start": os.getloadavg(), "models": {}}
     with tempfile.TemporaryDirectory() as workdir:
-        video = make_video(os.path.join(workdir, "clip.mp4"))
+        video = make_video(os.path.join(workdir, "clip.mp4"), VIDEO_FRAMES)
         for name in MODELS:
             out["models"][name] = bench_model(name, workdir, video, cores)
     write("daemon", out)

@@ -42,24 +42,12 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))       # the tests' real-mosquitto helper
 
-from _common import OUT_DIR, claim, export_recipe, median, write  # noqa: E402
+from _common import OUT_DIR, claim, export_recipe, make_video, median, write  # noqa: E402
 
 SECONDS = float(os.environ.get("EDGEKIT_SOAK_SECONDS", "300"))
 SAMPLE_S = 2.0
 RELOAD_EVERY_S = float(os.environ.get("EDGEKIT_SOAK_RELOAD_S", "20"))   # 0: no reloads
 VIDEO_FRAMES = 300          # 10 s at 30 fps: the file ends and is reopened every 10 s
-
-
-def make_video(path):
-    import cv2
-
-    from edgekit.sources.synthetic import synthetic_frame
-
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for i in range(VIDEO_FRAMES):
-        writer.write(synthetic_frame(i, 640, 480))
-    writer.release()
-    return path
 
 
 class Clients(object):
@@ -210,7 +198,7 @@ def run_soak(workdir):
     from edgekit.service import procstats
 
     _, _, model = export_recipe("shapes-detector", workdir, ["circle", "square", "triangle"])
-    video = make_video(os.path.join(workdir, "clip.mp4"))
+    video = make_video(os.path.join(workdir, "clip.mp4"), VIDEO_FRAMES)
     broker = start_broker(workdir)
     port = free_port()
     config = {"device_id": "soak", "model": {"path": model},
