@@ -117,18 +117,13 @@ class Clients(object):
         while not self.stop.wait(0.1):
             route = routes[i % len(routes)]
             i += 1
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             try:
-                conn.request("GET", route)
-                answer = conn.getresponse()
-                body = answer.read()
-                if answer.status != 200 or not body:
-                    self.error("%s: HTTP %d" % (route, answer.status))
+                status, body = get(self.port, route)
+                if status != 200 or not body:
+                    self.error("%s: HTTP %d" % (route, status))
                 self.count("requests")
             except (OSError, http.client.HTTPException) as exc:
                 self.error("%s: %s: %s" % (route, type(exc).__name__, exc))
-            finally:
-                conn.close()
 
     def __enter__(self):
         self.started = time.time()
@@ -236,7 +231,7 @@ def run_soak(workdir):
                     reloads += 1
                     next_reload += RELOAD_EVERY_S
                 time.sleep(SAMPLE_S)
-        status = json.loads(urlopen(port, "/v1/status"))
+        status = json.loads(get(port, "/v1/status")[1].decode("utf-8"))
         t0 = time.time()
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
@@ -261,24 +256,22 @@ def wait_ready(port, timeout):
     rightly answers 503, which is not what the soak looks for)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
+            if get(port, "/readyz", timeout=5)[0] == 200:
                 return True
         except (OSError, http.client.HTTPException):
             pass
-        finally:
-            conn.close()
         time.sleep(0.2)
     return False
 
 
-def urlopen(port, route):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(port, route, timeout=10):
+    """GET http://127.0.0.1:port/route on a new connection: (status, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", route)
-        return conn.getresponse().read().decode("utf-8")
+        answer = conn.getresponse()
+        return answer.status, answer.read()
     finally:
         conn.close()
 
@@ -288,11 +281,10 @@ def judge(result):
     warmup = SECONDS / 4.0
     after = [s for s in samples if s["t"] >= warmup]
     half = SECONDS / 2.0
-    q2 = [s["rss_mb"] for s in samples if warmup <= s["t"] < half]
-    q4 = [s["rss_mb"] for s in samples if s["t"] >= 3 * SECONDS / 4.0]
-    first = [s for s in after if s["t"] < half]
+    first = [s for s in after if s["t"] < half]          # the second quarter
     second = [s for s in after if s["t"] >= half]
-    rss_q2, rss_q4 = median(q2), median(q4)
+    rss_q2 = median(s["rss_mb"] for s in first)
+    rss_q4 = median(s["rss_mb"] for s in second if s["t"] >= 3 * SECONDS / 4.0)
     out = {"seconds": SECONDS, "warmup_s": warmup, "rss_mb_second_quarter": rss_q2, "rss_mb_last_quarter": rss_q4,
            "rss_growth": rss_q4 / rss_q2 - 1.0, "rss_mb_per_hour": slope_per_hour(after, "rss_mb"),
            "open_fds_floor": [floor(first, "open_fds"), floor(second, "open_fds")],
