@@ -23,6 +23,7 @@ FLAG_KEYS = (
     ("frames", "pipeline.max_frames"),
     ("overlap", "pipeline.overlap"),
     ("workers", "pipeline.workers"),
+    ("chunk", "pipeline.chunk"),
     ("summary", "summary"),
 )
 
@@ -53,6 +54,9 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=_workers, metavar="N|auto",
                         help="frames in flight (default auto: one per core for a file read with --fast or an "
                         "image folder on the CPU; 1 for cameras and streams, for the lowest latency)")
+    parser.add_argument("--chunk", type=_workers, metavar="N|auto",
+                        help="frames each worker takes at a time when the workers read the source themselves "
+                        "(default auto: 8 - each stage then runs over all of them, hot in the cache)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout at exit")
 
 

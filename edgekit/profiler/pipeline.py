@@ -48,7 +48,7 @@ def pipeline_result(samples, summary, context, percentiles=stats.DEFAULT_PERCENT
         "accounting": accounting(kept), "frames": frames,
         "throughput_fps": frames / wall_s if wall_s else summary.get("fps"),
         "pipeline": dict((k, summary.get(k)) for k in ("frames", "dropped", "reconnects", "fps", "errors", "overlap",
-                                                       "workers")),
+                                                       "workers", "chunk")),
     }
     warnings = stats.warnings_for(e2e, percentiles, label="end_to_end") + clock_warnings(context)
     if summary.get("errors"):
@@ -98,7 +98,7 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
     ``model`` (or a ready ``predictor``; ``meta`` overrides the model's metadata), with the daemon's
     own choices: ``workers`` (a number, or auto as ``edgekit serve`` decides it) and, on ONNX
     Runtime, the daemon's threads and spinning. Returns the --json object with ``stages``."""
-    from edgekit.service.daemon import configure_runner, resolve_workers
+    from edgekit.service.daemon import configure_runner, resolve_chunk, resolve_workers
     from edgekit.service.pipeline import Pipeline, check_concurrent
 
     if predictor is None:
@@ -111,6 +111,7 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
         source_obj = open_source(source, **source_opts)
     runner = getattr(predictor.runner, "name", None)
     count, why = resolve_workers(workers, runner, source_obj)
+    chunk, _ = resolve_chunk("auto", count, source_obj)
     if getattr(predictor.runner, "is_active", True):          # a ready predictor keeps its options
         if count > 1:
             check_concurrent(predictor)
@@ -122,7 +123,7 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
     monitor = None
     with predictor:
         context.update(_predictor_context(predictor))
-        pipeline = Pipeline(source_obj, predictor, sinks=sinks, max_samples=10 ** 6, workers=count)
+        pipeline = Pipeline(source_obj, predictor, sinks=sinks, max_samples=10 ** 6, workers=count, chunk=chunk)
         log("%s (%s)" % (pipeline.describe_mode(), why))
         log("profiling the pipeline %s -> %s: warm-up %d ms, then %s" % (
             source_obj.describe(), context.get("model") or model, warmup_ms,

@@ -83,6 +83,9 @@ SCHEMA = {
         "overlap": Key(str, "auto", choices=("auto", "on", "off"), doc="preprocess N+1 while inferring N"),
         "workers": Key((str, int), "auto", check=workers_value,
                        doc="frames in flight: auto = one per core for a lossless source on a CPU runner, else 1"),
+        "chunk": Key((str, int), "auto", check=workers_value,
+                     doc="frames each worker takes at a time when the workers read the source themselves "
+                     "(auto: 8; at most 32 MB of decoded frames)"),
         "max_frames": Key(OPT_INT, None, check=at_least(1), doc="stop after this many frames"),
     },
     "outputs": {

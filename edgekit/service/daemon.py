@@ -140,6 +140,21 @@ def resolve_workers(setting, backend, source, cores=None):
     return min(cores, 4), "auto: every frame of the source counts and inference runs on the CPU"
 
 
+def resolve_chunk(setting, workers, source):
+    """(frames each worker takes at a time, why) for pipeline.chunk: a number, or auto - 8 when the
+    workers decode their own frames (``pipeline.pulls``), else 1. A number above 1 needs them to."""
+    from edgekit.service.pipeline import CHUNK_AUTO, pulls
+
+    reads = pulls(source, workers)
+    if setting == "auto":
+        return (CHUNK_AUTO, "auto: the workers read the source") if reads else (1, "auto: one frame per worker")
+    if int(setting) > 1 and not reads:
+        raise config_mod.ConfigError("pipeline.chunk: %d needs several workers that read a lossless source themselves"
+                        % int(setting), hint="use it with a file read with --fast or an image folder and "
+                        "workers >= 2, or set chunk: auto")
+    return int(setting), "pipeline.chunk: %d" % int(setting)
+
+
 def configure_runner(predictor, backend, model, workers):
     """Before the model loads: refuse ``workers`` > 1 with a runner that infers one frame at a time,
     and give ONNX Runtime the daemon's threads and spinning for ``workers`` (``model``: the config's
@@ -259,12 +274,13 @@ class Daemon(object):
             predictor, backend, reason = load_predictor(cfg)
             source = self._build_source(cfg, predictor)
             workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
+            chunk, _ = resolve_chunk(cfg["pipeline"]["chunk"], workers, source)
             activate_predictor(predictor, cfg, backend, reason, workers, self.log)
             try:
                 self._start_source(source, workers)
                 self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics,
                                          device_id=cfg["device_id"], overlap=cfg["pipeline"]["overlap"],
-                                         read_timeout=0.5, workers=workers)
+                                         read_timeout=0.5, workers=workers, chunk=chunk)
             except BaseException:
                 predictor.__exit__(None, None, None)
                 raise
@@ -563,15 +579,19 @@ class Daemon(object):
         try:
             cfg = config_mod.load_config(self.config_path, self.overrides)
             workers = self.pipeline.workers
-            if cfg["pipeline"]["workers"] != self.cfg["pipeline"]["workers"]:
-                warn("pipeline.workers changed: restart the service to apply it (kept at %d)" % workers)
+            for key, kept in (("workers", workers), ("chunk", self.pipeline.chunk)):
+                if cfg["pipeline"][key] != self.cfg["pipeline"][key]:
+                    warn("pipeline.%s changed: restart the service to apply it (kept at %d)" % (key, kept))
             predictor = open_predictor(cfg, self.log, workers)
             try:
                 if cfg["source"] != self.cfg["source"]:
                     new_source = self._build_source(cfg, predictor)
+                    resolve_chunk(self.cfg["pipeline"]["chunk"], workers, new_source)
                     self._start_source(new_source, workers)
             except BaseException:
                 predictor.__exit__(None, None, None)
+                if new_source is not None:
+                    new_source.close(timeout=0.5)
                 raise
         except (UserError, OSError) as exc:
             self.reload_failures += 1

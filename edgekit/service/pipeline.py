@@ -41,6 +41,9 @@ STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end
 OVERLAP_MODES = ("auto", "on", "off")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 MAX_ERRORS_IN_ROW = 100
+CHUNK_AUTO = 8                    # pipeline.chunk: auto, when the workers read the source (see pulls)
+CHUNK_BYTES = 32 * 1024 * 1024    # decoded frames a worker holds at most in one chunk
+CHUNK_SECONDS = 0.1               # a worker's time for one chunk at most (a stop waits for it)
 
 
 def runs_on_gpu(predictor):
@@ -104,7 +107,7 @@ class PipelineError(RuntimeError):
 
 class Pipeline(object):
     def __init__(self, source, predictor, sinks=(), metrics=None, device_id="edgekit", overlap="auto",
-                 read_timeout=0.5, max_samples=50000, workers=1):
+                 read_timeout=0.5, max_samples=50000, workers=1, chunk=1):
         from edgekit.errors import ConfigError
 
         if overlap not in OVERLAP_MODES:
@@ -118,7 +121,11 @@ class Pipeline(object):
                               hint="overlap is for GPU inference; several workers are for CPU inference")
         if workers > 1:
             check_concurrent(predictor)
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise ConfigError("pipeline chunk must be an integer >= 1, got %r" % (chunk,),
+                              hint="1 = each worker takes one frame at a time")
         self.workers = workers
+        self.chunk = chunk
         self.source = source
         self.predictor = predictor
         self.sinks = list(sinks)
@@ -144,6 +151,7 @@ class Pipeline(object):
         self._turns = _Turns()                  # workers: publish in reading order
         self._count_lock = threading.Lock()
         self._claimed = 0                       # workers: frames published or in flight
+        self._frame_s = None                    # workers: a frame's preprocess + infer + postprocess, s
         self._worker_error = None
         self.ready = False
         self.last_result = None
@@ -173,6 +181,11 @@ class Pipeline(object):
                        else pulls(self.source, self.workers))
             reading = ("each worker decodes its own next frame (no grabber thread)" if pulling
                        else "the grabber thread decodes")
+            if pulling and self.chunk > 1:
+                reading = ("each worker decodes its own next %d frames at a time (no grabber thread; fewer "
+                           "when they would take over %g s or %d MB), then runs each stage over all of them "
+                           "before the next stage, so each stage runs hot in the cache"
+                           % (self.chunk, CHUNK_SECONDS, CHUNK_BYTES // (1024 * 1024)))
             return ("pipeline with %d workers: %d frames in flight, each read, preprocessed, inferred and "
                     "published in reading order; %s (throughput; each frame's latency is that of a %d-way "
                     "share of the CPU)" % (self.workers, self.workers, reading, self.workers))
@@ -238,7 +251,8 @@ class Pipeline(object):
         return {"frames": self.frames, "dropped": stats["dropped"], "reconnects": stats["reconnects"],
                 "fps": round((self.frames - 1) / span, 3) if span > 0 else 0.0,
                 "errors": self.errors, "latency_ms": latency_summary(self._samples),
-                "overlap": self.overlapping, "workers": self.workers, "source": self.source.describe(),
+                "overlap": self.overlapping, "workers": self.workers, "chunk": self._chunk(),
+                "source": self.source.describe(),
                 "model": model_name(self.predictor)}
 
     def status(self):
@@ -258,6 +272,7 @@ class Pipeline(object):
                 "last_error": self.last_error or self.source.last_error, "errors": self.errors,
                 "seconds_since_last_frame": round(since, 3) if since is not None else None,
                 "source_connected": self.source.connected, "eof": self.source.eof, "workers": self.workers,
+                "chunk": self._chunk(),
                 "reading": "workers" if getattr(self.source, "pulling", False) else "grabber"}
 
     def live_fps(self):
@@ -283,13 +298,16 @@ class Pipeline(object):
         return frame, t0, time.perf_counter()
 
     def _preprocess(self, frame, t0, t1, ticket=None):
-        """The prepared item, or None when preprocessing failed (counted, in reading order with workers)."""
+        """The prepared item, or None when preprocessing failed (counted, in reading order with workers).
+        ``end_to_end`` starts when the frame was read (t1); ``preprocess`` times the preprocessing
+        alone (in a chunk, the reads of the chunk's later frames come in between)."""
+        t_start = time.perf_counter()
         try:
             feed, info = self.predictor.preprocess(frame.image)
         except Exception as exc:
             self._turns.deliver(ticket, lambda error=exc: self._error(error))
             return None
-        return (frame, feed, info, (t1 - t0) * 1000.0, t1, (time.perf_counter() - t1) * 1000.0)
+        return (frame, feed, info, (t1 - t0) * 1000.0, t1, (time.perf_counter() - t_start) * 1000.0)
 
     def _next_item(self):
         if self._carry:
@@ -304,18 +322,31 @@ class Pipeline(object):
         """Infer and postprocess one prepared frame, then publish it. With workers, ``ticket`` is
         the frame's place in reading order: a result that overtook an earlier frame waits in the
         reorder buffer, and whichever worker completes the sequence publishes it (nobody blocks)."""
-        frame, feed, info, capture_ms, t_pre, pre_ms = item
+        inferred = self._infer(item, ticket)
+        return inferred is not None and self._finish(inferred, ticket)
+
+    def _infer(self, item, ticket=None):
+        """(item, outputs, inference ms), or None when inference failed (counted, in reading order)."""
         try:
             t2 = time.perf_counter()
-            outputs = self.predictor.infer(feed)
+            outputs = self.predictor.infer(item[1])
+            return item, outputs, (time.perf_counter() - t2) * 1000.0
+        except Exception as exc:
+            self._turns.deliver(ticket, lambda error=exc: self._error(error))
+            return None
+
+    def _finish(self, inferred, ticket=None):
+        """Postprocess an inferred frame and hand it to the reorder buffer; False when that failed."""
+        (frame, feed, info, capture_ms, t_pre, pre_ms), outputs, infer_ms = inferred
+        try:
             t3 = time.perf_counter()
             result = self.predictor.postprocess(outputs, info)
             t4 = time.perf_counter()
         except Exception as exc:
             self._turns.deliver(ticket, lambda error=exc: self._error(error))
             return False
-        ms = {"capture": capture_ms, "preprocess": pre_ms, "infer": (t3 - t2) * 1000.0,
-              "postprocess": (t4 - t3) * 1000.0}
+        ms = {"capture": capture_ms, "preprocess": pre_ms, "infer": infer_ms, "postprocess": (t4 - t3) * 1000.0}
+        self._frame_s = (pre_ms + infer_ms) / 1000.0 + (t4 - t3)
         self._turns.deliver(ticket, lambda: self._publish(frame, result, ms, t_pre))
         return True
 
@@ -359,36 +390,72 @@ class Pipeline(object):
                 return
             self._apply_pending()
 
+    def _chunk(self):
+        """Frames each worker takes at a time: ``chunk`` when the workers read the source, else 1."""
+        return self.chunk if self.workers > 1 and getattr(self.source, "pulling", False) else 1
+
     def _worker(self, group, stop_event, max_frames):
+        chunk = self._chunk()
         try:
             while not group.is_set() and not stop_event.is_set():
                 self.heartbeat = time.monotonic()
-                with self._read_lock:
-                    if max_frames and self._claimed >= max_frames:
-                        return
-                    frame, t0, t1 = self._read()
-                    if frame is None:
-                        if self.source.eof:
-                            return
-                        if self.metrics is not None:
-                            self.metrics.set("inference_fps", round(self.live_fps(), 3))
-                        continue
-                    ticket = self._turns.take()
-                    with self._count_lock:
-                        self._claimed += 1
-                published = False
+                taken = self._take(chunk, max_frames)
+                if taken is None:
+                    return
+                if not taken:
+                    if self.metrics is not None:
+                        self.metrics.set("inference_fps", round(self.live_fps(), 3))
+                    continue
+                published = 0
                 try:
-                    item = self._preprocess(frame, t0, t1, ticket)
-                    published = item is not None and self._step(item, ticket)
+                    published = self._run_chunk(taken)
                 finally:
-                    self._turns.deliver(ticket, None)      # no-op unless the frame was not delivered
-                    if not published:                      # a failed frame does not count towards max_frames
+                    for _, _, _, ticket in taken:
+                        self._turns.deliver(ticket, None)  # no-op unless the frame was not delivered
+                    if published < len(taken):             # a failed frame does not count towards max_frames
                         with self._count_lock:
-                            self._claimed -= 1
+                            self._claimed -= len(taken) - published
         except BaseException as exc:           # the first one is raised again by run() on the caller's thread
             if self._worker_error is None:
                 self._worker_error = exc
             group.set()
+
+    def _take(self, chunk, max_frames):
+        """Up to ``chunk`` frames in reading order, each with its ticket: [(frame, t0, t1, ticket)];
+        [] when no frame came within the read timeout, None when the worker is done (end of a finite
+        source, or ``max_frames`` claimed)."""
+        taken = []
+        with self._read_lock:
+            while len(taken) < chunk:
+                if max_frames and self._claimed >= max_frames:
+                    break
+                frame, t0, t1 = self._read()
+                if frame is None:
+                    break
+                if not taken:
+                    chunk = self._chunk_limit(chunk, frame.image.nbytes)
+                taken.append((frame, t0, t1, self._turns.take()))
+                with self._count_lock:
+                    self._claimed += 1
+            if not taken and (self.source.eof or (max_frames and self._claimed >= max_frames)):
+                return None
+        return taken
+
+    def _chunk_limit(self, chunk, frame_bytes):
+        """``chunk`` cut to what fits in CHUNK_BYTES of decoded frames and in CHUNK_SECONDS of a
+        worker's time (preprocess + infer + postprocess of the last frame; one frame until the first
+        is timed), so a stop or a swap, which let each worker finish its chunk, wait that long at most."""
+        if self._frame_s is None:
+            return 1
+        by_time = int(CHUNK_SECONDS / max(self._frame_s, 1e-6))
+        return max(1, min(chunk, CHUNK_BYTES // max(1, frame_bytes), by_time))
+
+    def _run_chunk(self, taken):
+        """Each stage over every frame of the chunk before the next stage, so each runs hot in the
+        cache; returns how many frames were published."""
+        items = [(self._preprocess(frame, t0, t1, ticket), ticket) for frame, t0, t1, ticket in taken]
+        inferred = [(self._infer(item, ticket), ticket) for item, ticket in items if item is not None]
+        return sum(1 for done, ticket in inferred if done is not None and self._finish(done, ticket))
 
     def _account(self, ms, now, result):
         for stage, value in ms.items():

@@ -136,13 +136,19 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
             in proc.stderr
         assert ("pipeline with %d workers: %d frames in flight" % (workers, workers)) in proc.stderr
         assert "(auto: every frame of the source counts and inference runs on the CPU)" in proc.stderr
-        assert "each worker decodes its own next frame (no grabber thread)" in proc.stderr
+        assert ("each worker decodes its own next 8 frames at a time (no grabber thread; fewer when they would "
+                "take over 0.1 s or 32 MB), then runs each stage over all of them before the next stage") in proc.stderr
         assert "(read by the workers)" in proc.stderr
-        assert data["workers"] == workers
+        assert data["workers"] == workers and data["chunk"] == 8
+        proc = run_serve(["--model", model, "--source", video, "--fast", "--frames", "7", "--json", "--chunk", "3"])
+        assert proc.returncode == 0, proc.stderr
+        assert "each worker decodes its own next 3 frames at a time" in proc.stderr
+        data = json.loads(proc.stdout)
+        assert data["frames"] == 7 and data["chunk"] == 3
     # the same file paced like a camera: one worker, ONNX Runtime's threads, spinning only during inference
     proc = run_serve(["--model", model, "--source", video, "--frames", "3", "--json", "--threads", "2"])
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["workers"] == 1
+    assert json.loads(proc.stdout)["workers"] == 1 and json.loads(proc.stdout)["chunk"] == 1
     assert "intra-op threads 2, spinning during inference" in proc.stderr
     assert "pipeline sequential: inference runs on the CPU" in proc.stderr
     assert "(auto: a live source, whose newest frame is wanted soonest)" in proc.stderr
@@ -197,6 +203,44 @@ def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
     assert "width=64" in sources[0] and "width=80" in sources[-1]
 
 
+def test_sighup_reload_keeps_the_chunk_and_refuses_a_source_it_cannot_chunk(model, tmp_path):
+    """pipeline.chunk, like pipeline.workers, applies at a restart; a reload to a live source under an
+    explicit chunk fails and keeps the old source."""
+    config = tmp_path / "serve.yaml"
+    jsonl = str(tmp_path / "r.jsonl")
+    summary = tmp_path / "s.json"
+
+    def write_config(chunk, uri):
+        config.write_text("model: {path: %s, backend: onnxruntime}\nsource: {uri: '%s'}\npipeline: {workers: 2, "
+                          "chunk: %d}\noutputs: {jsonl: {path: %s}}\nsummary: %s\n" % (model, uri, chunk, jsonl, summary))
+
+    write_config(3, "synthetic://?width=64&height=48&fps=0")
+    proc = start_serve(["--config", str(config)])
+    try:
+        wait_for_lines(jsonl, 3)
+        write_config(3, "synthetic://?width=72&height=48&fps=30")         # live: no chunks there
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        write_config(5, "synthetic://?width=80&height=48&fps=0")          # a new chunk: at the next restart
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "width=80" not in complete_lines(jsonl)[-1]["source"]:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert ("reload failed, keeping the old model and settings: pipeline.chunk: 3 needs several workers that read a "
+            "lossless source themselves") in err
+    assert "pipeline.chunk changed: restart the service to apply it (kept at 3)" in err and "reload done" in err
+    sources = [r["source"] for r in read_jsonl(jsonl)]
+    assert "width=64" in sources[0] and "width=80" in sources[-1] and not any("width=72" in s for s in sources)
+    assert json.loads(summary.read_text())["chunk"] == 3
+
+
 def wait_for_lines(path, n, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -207,7 +251,8 @@ def wait_for_lines(path, n, timeout=15):
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "bad_config", "http_no_token", "bad_source", "no_meta",
-                                  "bad_workers", "workers_one_at_a_time", "workers_flag"])
+                                  "bad_workers", "workers_one_at_a_time", "workers_flag", "bad_chunk",
+                                  "chunk_live"])
 def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x0a\x05hello-not-onnx")
@@ -215,6 +260,8 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
     bad_config.write_text("model: {path: %s}\nsource: {uri: synthetic://}\noutputs: {jsonl: {max_bytes: 12}}\n" % model)
     bad_workers = tmp_path / "workers.yaml"
     bad_workers.write_text("model: {path: %s}\nsource: {uri: synthetic://}\npipeline: {workers: 0}\n" % model)
+    bad_chunk = tmp_path / "chunk.yaml"
+    bad_chunk.write_text("model: {path: %s}\nsource: {uri: synthetic://}\npipeline: {chunk: many}\n" % model)
     args = {
         "missing": ["--model", str(tmp_path / "nope.onnx"), "--source", "synthetic://"],
         "corrupt": ["--model", str(corrupt), "--source", "synthetic://", "--backend", "onnxruntime"],
@@ -226,6 +273,9 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
         "workers_one_at_a_time": ["--model", model, "--source", "synthetic://", "--backend", "opencv",
                                   "--workers", "2"],
         "workers_flag": ["--model", model, "--source", "synthetic://", "--workers", "many"],
+        "bad_chunk": ["--config", str(bad_chunk)],
+        # a chunk needs workers that read the source themselves: a paced (live-like) source keeps its grabber
+        "chunk_live": ["--model", model, "--source", "synthetic://?fps=30", "--workers", "2", "--chunk", "4"],
     }[case]
     expected = {
         "missing": "model file not found",
@@ -237,6 +287,8 @@ def test_user_errors_are_one_line_exit_2(model, tmp_path, case):
         "bad_workers": "config key pipeline.workers must be auto or an integer >= 1, got 0",
         "workers_one_at_a_time": "the opencv runner infers one frame at a time; pipeline workers must be 1",
         "workers_flag": "argument --workers: 'many' is not an integer",
+        "bad_chunk": "config key pipeline.chunk must be auto or an integer >= 1, got 'many'",
+        "chunk_live": "pipeline.chunk: 4 needs several workers that read a lossless source themselves",
     }[case]
     out = tmp_path / "results.jsonl"
     proc = run_serve(args + ["--jsonl", str(out), "--summary", str(tmp_path / "s.json")], timeout=30)

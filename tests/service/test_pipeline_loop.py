@@ -359,24 +359,31 @@ class JitterPredictor(object):
         return self.real.postprocess(outputs, info)
 
 
+CHUNK = pytest.mark.parametrize("chunk", [1, 4])
+
+
 @READING
-def test_workers_publish_every_frame_in_reading_order_with_the_same_results(model, reading):
+@CHUNK
+def test_workers_publish_every_frame_in_reading_order_with_the_same_results(model, reading, chunk):
     uri = "synthetic://?width=96&height=64&fps=0&frames=60"
     _, one, sink_one, _ = run_workers(model, uri, 1)
     sink, metrics = ListSink(), Metrics()
     with Predictor.open(model, backend="onnxruntime", threads=1) as real, lossless_source(uri, reading) as source:
-        pipeline = Pipeline(source, JitterPredictor(real), sinks=[sink], metrics=metrics, workers=3)
+        pipeline = Pipeline(source, JitterPredictor(real), sinks=[sink], metrics=metrics, workers=3, chunk=chunk)
         summary = pipeline.run()
         assert source.pulling is (reading == "pull") and (source._thread is None) is (reading == "pull")
         status = pipeline.status()
         assert status["workers"] == 3 and status["reading"] == ("workers" if reading == "pull" else "grabber")
+        assert status["chunk"] == summary["chunk"] == (chunk if reading == "pull" else 1)   # a grabber: one at a time
     assert summary["frames"] == one["frames"] == 60 and summary["workers"] == 3 and summary["overlap"] is False
     assert [r["seq"] for r, _ in sink.items] == list(range(1, 61))
     assert [r["result"] for r, _ in sink.items] == [r["result"] for r, _ in sink_one.items]
     assert all(len(pipeline.samples[s]) == 60 for s in STAGES)
     assert "edgekit_frames_total 60" in metrics.render_prometheus()
     assert pipeline.describe_mode().startswith("pipeline with 3 workers: 3 frames in flight")
-    assert ("each worker decodes its own next frame" in pipeline.describe_mode()) is (reading == "pull")
+    assert ("each worker decodes its own next frame " in pipeline.describe_mode()) is ((reading, chunk) == ("pull", 1))
+    assert ("each worker decodes its own next 4 frames at a time" in pipeline.describe_mode()) is \
+        ((reading, chunk) == ("pull", 4))
     names = set()
     original = Pipeline._publish
 
@@ -393,16 +400,120 @@ def test_workers_publish_every_frame_in_reading_order_with_the_same_results(mode
 
 
 @READING
-def test_workers_stop_at_max_frames_and_lose_nothing_between_runs(model, reading):
+@CHUNK
+def test_workers_stop_at_max_frames_and_lose_nothing_between_runs(model, reading, chunk):
     sink = ListSink()
+    stop = threading.Event()
+
+    class StopAt(ListSink):            # a stop (SIGTERM) in the middle of a chunk: the chunk is finished
+        def submit(self, record, frame=None):
+            if record["seq"] == 23:
+                stop.set()
+            return ListSink.submit(self, record, frame)
+
     with Predictor.open(model, backend="onnxruntime", threads=1) as predictor, \
-            lossless_source("synthetic://?width=32&height=32&fps=0&frames=40", reading) as source:
-        pipeline = Pipeline(source, predictor, sinks=[sink], workers=2)
+            lossless_source("synthetic://?width=32&height=32&fps=0&frames=60", reading) as source:
+        pipeline = Pipeline(source, predictor, sinks=[sink, StopAt()], workers=2, chunk=chunk)
         for n in (1, 2, 7, 8, 20):
             assert pipeline.run(max_frames=n)["frames"] == n
+        assert pipeline.run(stop_event=stop)["frames"] >= 23
         summary = pipeline.run()
-    assert summary["frames"] == 40
+    assert summary["frames"] == 60 and summary["dropped"] == 0
+    assert [r["seq"] for r, _ in sink.items] == list(range(1, 61))
+
+
+class RecordingPredictor(JitterPredictor):
+    """A real predictor that records which worker ran which stage, in order (and sleeps ``delay`` s
+    in each inference)."""
+
+    def __init__(self, real, delay=0.0):
+        JitterPredictor.__init__(self, real)
+        self.delay, self.calls = delay, []
+
+    def _record(self, stage):
+        with self.lock:
+            self.calls.append((threading.current_thread().name, stage))
+
+    def preprocess(self, image):
+        self._record("preprocess")
+        return self.real.preprocess(image)
+
+    def infer(self, feed):
+        self._record("infer")
+        time.sleep(self.delay)
+        return self.real.infer(feed)
+
+    def postprocess(self, outputs, info):
+        self._record("postprocess")
+        return self.real.postprocess(outputs, info)
+
+    def runs(self, thread):
+        """[[stage, calls in a row], ...] of one worker."""
+        out = []
+        for name, stage in self.calls:
+            if name == thread:
+                if out and out[-1][0] == stage:
+                    out[-1][1] += 1
+                else:
+                    out.append([stage, 1])
+        return out
+
+
+def chunks_of(runs):
+    """The chunk sizes of one worker, checking that each chunk ran preprocess, infer and postprocess
+    over all its frames, stage after stage."""
+    assert [stage for stage, _ in runs] == ["preprocess", "infer", "postprocess"] * (len(runs) // 3)
+    sizes = [n for _, n in runs]
+    assert sizes[0::3] == sizes[1::3] == sizes[2::3]
+    return sizes[0::3]
+
+
+def test_chunks_run_each_stage_over_all_their_frames(model, monkeypatch):
+    import edgekit.service.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "CHUNK_SECONDS", 60.0)      # no time cap: a loaded machine cannot shrink them
+    sink = ListSink()
+    with Predictor.open(model, backend="onnxruntime", threads=1) as real, \
+            lossless_source("synthetic://?width=32&height=32&fps=0&frames=40", "pull") as source:
+        recorder = RecordingPredictor(real)
+        summary = Pipeline(source, recorder, sinks=[sink], workers=2, chunk=4).run()
+    assert summary["frames"] == 40 and summary["chunk"] == 4
     assert [r["seq"] for r, _ in sink.items] == list(range(1, 41))
+    sizes = chunks_of(recorder.runs("infer-1")) + chunks_of(recorder.runs("infer-2"))
+    assert sum(sizes) == 40 and max(sizes) == 4
+    assert sizes.count(4) * 4 >= 40 - 2 - 3     # all but each worker's first frame (not timed yet) and the end
+
+
+def test_chunks_are_cut_to_their_time_and_memory_caps(model):
+    with Predictor.open(model, backend="onnxruntime", threads=1) as real, \
+            lossless_source("synthetic://?width=32&height=32&fps=0&frames=30", "pull") as source:
+        recorder = RecordingPredictor(real, delay=0.03)         # 30 ms a frame: 3 fit in CHUNK_SECONDS (0.1 s)
+        pipeline = Pipeline(source, recorder, workers=2, chunk=8)
+        assert pipeline.run()["frames"] == 30
+        sizes = chunks_of(recorder.runs("infer-1")) + chunks_of(recorder.runs("infer-2"))
+        assert sum(sizes) == 30 and max(sizes) == 3
+        vga, full_hd, uhd = 640 * 480 * 3, 1920 * 1080 * 3, 3840 * 2160 * 3
+        pipeline._frame_s = None
+        assert pipeline._chunk_limit(8, vga) == 1                  # the first frame, not timed yet
+        pipeline._frame_s = 0.009                                  # mobilenet_v2 on a 2-core VM
+        assert pipeline._chunk_limit(8, vga) == 8 and pipeline._chunk_limit(16, vga) == 11
+        assert pipeline._chunk_limit(8, full_hd) == 5 and pipeline._chunk_limit(8, uhd) == 1     # 32 MB
+        pipeline._frame_s = 0.5                                    # a slow model: one frame at a time
+        assert pipeline._chunk_limit(8, vga) == 1
+
+
+def test_chunk_setting_is_resolved_like_the_workers():
+    from edgekit.errors import ConfigError
+    from edgekit.service.daemon import resolve_chunk
+
+    lossless, live = open_source("synthetic://?fps=0"), open_source("synthetic://?fps=30")
+    assert resolve_chunk("auto", 2, lossless) == (8, "auto: the workers read the source")
+    assert resolve_chunk("auto", 1, lossless)[0] == resolve_chunk("auto", 2, live)[0] == 1
+    assert resolve_chunk(3, 2, lossless) == (3, "pipeline.chunk: 3")
+    assert resolve_chunk(1, 1, live) == (1, "pipeline.chunk: 1")
+    for workers, source in ((2, live), (1, lossless)):
+        with pytest.raises(ConfigError, match="pipeline.chunk: 3 needs several workers that read a lossless source"):
+            resolve_chunk(3, workers, source)
 
 
 def test_workers_stop_event_and_failures(model):
@@ -441,6 +552,8 @@ def test_workers_need_a_concurrent_runner_and_no_overlap(model):
         for bad in (0, -1, 1.5, True, "2"):
             with pytest.raises(ConfigError, match="pipeline workers must be an integer >= 1"):
                 Pipeline(source, predictor, workers=bad)
+            with pytest.raises(ConfigError, match="pipeline chunk must be an integer >= 1"):
+                Pipeline(source, predictor, workers=2, chunk=bad)
 
 
 def test_reorder_buffer_publishes_in_ticket_order_from_any_thread():
