@@ -85,7 +85,7 @@ SCHEMA = {
                        doc="frames in flight: auto = one per core for a lossless source on a CPU runner, else 1"),
         "chunk": Key((str, int), "auto", check=workers_value,
                      doc="frames each worker takes at a time when the workers read the source themselves "
-                     "(auto: 8; at most 32 MB of decoded frames)"),
+                     "(auto: 16; fewer when they would take over 0.1 s or 32 MB)"),
         "max_frames": Key(OPT_INT, None, check=at_least(1), doc="stop after this many frames"),
     },
     "outputs": {

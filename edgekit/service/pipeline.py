@@ -41,7 +41,7 @@ STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end
 OVERLAP_MODES = ("auto", "on", "off")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 MAX_ERRORS_IN_ROW = 100
-CHUNK_AUTO = 8                    # pipeline.chunk: auto, when the workers read the source (see pulls)
+CHUNK_AUTO = 16                   # pipeline.chunk: auto, when the workers read the source (see pulls)
 CHUNK_BYTES = 32 * 1024 * 1024    # decoded frames a worker holds at most in one chunk
 CHUNK_SECONDS = 0.1               # a worker's time for one chunk at most (a stop waits for it)
 

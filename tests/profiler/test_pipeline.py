@@ -166,7 +166,7 @@ def test_real_pipeline_with_the_daemons_workers(tiny_model, tmp_path, capsys, wo
     data = json.loads(out.read_text())
     expected = min(os.cpu_count() or 1, 4) if workers == "auto" else int(workers)
     assert data["pipeline"]["workers"] == expected and data["frames"] == 24
-    assert data["pipeline"]["chunk"] == (8 if expected > 1 else 1)       # chunks as the daemon takes them
+    assert data["pipeline"]["chunk"] == (16 if expected > 1 else 1)       # chunks as the daemon takes them
     assert data["stages"]["infer"]["count"] == 24
     if expected > 1:
         assert "pipeline with %d workers" % expected in captured.err

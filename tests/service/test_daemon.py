@@ -136,10 +136,10 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
             in proc.stderr
         assert ("pipeline with %d workers: %d frames in flight" % (workers, workers)) in proc.stderr
         assert "(auto: every frame of the source counts and inference runs on the CPU)" in proc.stderr
-        assert ("each worker decodes its own next 8 frames at a time (no grabber thread; fewer when they would "
+        assert ("each worker decodes its own next 16 frames at a time (no grabber thread; fewer when they would "
                 "take over 0.1 s or 32 MB), then runs each stage over all of them before the next stage") in proc.stderr
         assert "(read by the workers)" in proc.stderr
-        assert data["workers"] == workers and data["chunk"] == 8
+        assert data["workers"] == workers and data["chunk"] == 16
         proc = run_serve(["--model", model, "--source", video, "--fast", "--frames", "7", "--json", "--chunk", "3"])
         assert proc.returncode == 0, proc.stderr
         assert "each worker decodes its own next 3 frames at a time" in proc.stderr
