@@ -10,7 +10,11 @@ claims are medians over the repetitions):
     inference, postprocess - wall and CPU time (process_time) per frame. Inference runs as the
     daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
   - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
-    where ``workers: auto`` puts one worker per core on a CPU: frames/s;
+    where ``workers: auto`` puts one worker per core on a CPU, and ``chunk: auto`` has each worker
+    take up to 16 frames at a time (as many as fit in 0.1 s): frames/s in steady state (first to last publication before the stop
+    is asked: the drain after it, where a worker that is done leaves its core idle, is not what a
+    daemon running for hours sees; printed beside); beside it the same daemon with one frame per
+    worker at a time;
   - the same stages with no daemon around them: N threads, each a plain loop decode -> preprocess ->
     infer -> postprocess over its own capture (nothing handed over, nothing published): frames/s and
     CPU per frame. It separates what running the stages one after another costs (each stage runs
@@ -40,7 +44,8 @@ from _common import claim, make_video, median, write  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet18")
 REPEATS = 10
-DAEMON_SECONDS = 0.5
+DAEMON_SECONDS = 1.0
+STEADY_AFTER = 0.1
 AGE_SECONDS = 2.0
 AGE_REPEATS = 3
 VIDEO_FRAMES = 120
@@ -148,42 +153,84 @@ def bound_of(stages, cores, infer="infer", callers=1):
     return min(cores / cpu, float(callers) / stages[infer][0]), cpu
 
 
+class PublishTimes(object):
+    """A sink that notes when each frame is published."""
+
+    name = "publish-times"
+
+    def __init__(self):
+        self.times = []
+
+    def submit(self, record, frame=None):
+        self.times.append(time.perf_counter())
+        return True
+
+    def close(self, timeout=2.0):
+        pass
+
+
 def run_for(pipeline, seconds, min_frames):
-    """Run the pipeline for at least `seconds` and `min_frames`; returns (frames, wall seconds)."""
+    """Run the pipeline for at least `seconds` and `min_frames`; returns (frames, wall seconds,
+    (publication times, time the stop was asked))."""
     import threading
 
     stop = threading.Event()
     start, first = time.perf_counter(), pipeline.frames
+    clock = PublishTimes()
+    pipeline.sinks.append(clock)
+    asked = [None]
 
     def watch():
         while not stop.wait(0.02):
             if time.perf_counter() - start >= seconds and pipeline.frames - first >= min_frames:
+                asked[0] = time.perf_counter()
                 stop.set()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    pipeline.run(stop_event=stop)
+    try:
+        pipeline.run(stop_event=stop)
+    finally:
+        pipeline.sinks.remove(clock)
     wall = time.perf_counter() - start
     stop.set()
     watcher.join()
-    return pipeline.frames - first, wall
+    return pipeline.frames - first, wall, (clock.times, asked[0] or time.perf_counter(), start)
 
 
-def measure_daemon(predictor, video, workers):
-    """Throughput: every frame of the video, as fast as the daemon takes them (lossless, looping)."""
+def steady_fps(published, settle=STEADY_AFTER):
+    """Frames published per second in a window of fixed ends: from ``settle`` s after the start to the
+    moment the stop is asked - what a daemon that runs for hours sees. Neither the start nor the drain
+    after the stop counts: in the drain each worker finishes what it took (with chunks, up to 0.1 s
+    of work) and a worker that is done leaves its core idle. The ends are fixed
+    times, not publications: with chunks frames are published in bursts, and a window from the first
+    to the last publication would count a burst whose work began before it."""
+    times, asked, start = published
+    begin = start + settle
+    count = sum(1 for t in times if begin < t <= asked)
+    return count / (asked - begin) if asked > begin else 0.0
+
+
+def measure_daemon(predictor, video, workers, chunk="auto"):
+    """Throughput: every frame of the video, as fast as the daemon takes them (lossless, looping);
+    ``chunk`` as the daemon resolves pipeline.chunk (auto: up to 16 frames per worker at a time when the
+    workers read the file). Frames/s in steady state (``steady_fps``); CPU per frame over the run."""
+    from edgekit.service.daemon import resolve_chunk
     from edgekit.service.pipeline import Pipeline
     from edgekit.sources import open_source
 
     source = open_source(video, realtime=False, loop=True)    # started by the pipeline, as the daemon does
     try:
-        pipeline = Pipeline(source, predictor, workers=workers)
-        pipeline.run(max_frames=2 * workers + 2)          # warm-up
+        chunk, _ = resolve_chunk(chunk, workers, source)
+        pipeline = Pipeline(source, predictor, workers=workers, chunk=chunk)
+        pipeline.run(max_frames=2 * workers * chunk + 2)  # warm-up
         cpu0 = time.process_time()
-        frames, wall = run_for(pipeline, DAEMON_SECONDS, 20)
+        frames, wall, published = run_for(pipeline, DAEMON_SECONDS, 20)
         cpu = time.process_time() - cpu0
     finally:
         source.close()
-    return {"fps": frames / wall, "frames": frames, "cpu_per_frame": cpu / frames}
+    return {"fps": steady_fps(published), "fps_with_drain": frames / wall, "frames": frames,
+            "cpu_per_frame": cpu / frames}
 
 
 def measure_plain(predictor, video, workers):
@@ -276,6 +323,7 @@ def bench_model(name, workdir, video, cores):
         for rep in range(REPEATS):
             stages = measure_stages(auto, frame, video, workers)
             daemon = measure_daemon(auto, video, workers)
+            one_chunk = measure_daemon(auto, video, workers, chunk=1) if workers > 1 else daemon
             plain = measure_plain(auto, video, workers)
             one_stages = measure_stages(one, frame, video, 1)
             one_daemon = measure_daemon(one, video, 1)
@@ -285,7 +333,9 @@ def bench_model(name, workdir, video, cores):
             run = {"stages_ms": dict((k, {"wall": w * 1e3, "cpu": c * 1e3}) for k, (w, c) in stages.items()),
                    "cpu_per_frame_ms": cpu * 1e3, "bound_fps": bound, "bare_fps": 1.0 / stages["infer"][0],
                    "daemon_fps": daemon["fps"], "ratio": daemon["fps"] / bound,
+                   "ratio_with_drain": daemon["fps_with_drain"] / bound,
                    "daemon_cpu_vs_stages": daemon["cpu_per_frame"] / cpu,
+                   "chunk_vs_one_frame": daemon["fps"] / one_chunk["fps"],
                    "plain_loops_fps": plain["fps"], "daemon_vs_plain_loops": daemon["fps"] / plain["fps"],
                    "plain_loops_cpu_vs_stages": plain["cpu_per_frame"] / cpu,
                    "one_worker": {"daemon_fps": one_daemon["fps"], "bound_fps": one_bound,
@@ -310,10 +360,10 @@ def bench_model(name, workdir, video, cores):
         return median(values) if values else None
 
     result = {"workers": workers, "workers_why": why, "runs": runs,
-              "ratio": med("ratio"), "ratio_strict": med("ratio_strict"),
+              "ratio": med("ratio"), "ratio_strict": med("ratio_strict"), "ratio_with_drain": med("ratio_with_drain"),
               "daemon_fps": med("daemon_fps"), "bound_fps": med("bound_fps"), "bare_fps": med("bare_fps"),
               "bare_fps_one_caller": med("bare_fps_one_caller"),
-              "daemon_cpu_vs_stages": med("daemon_cpu_vs_stages"),
+              "daemon_cpu_vs_stages": med("daemon_cpu_vs_stages"), "chunk_vs_one_frame": med("chunk_vs_one_frame"),
               "plain_loops_fps": med("plain_loops_fps"), "daemon_vs_plain_loops": med("daemon_vs_plain_loops"),
               "plain_loops_cpu_vs_stages": med("plain_loops_cpu_vs_stages"),
               "one_worker": dict((k, med(k, "one_worker")) for k in runs[0]["one_worker"]),
@@ -323,16 +373,19 @@ def bench_model(name, workdir, video, cores):
     print("%s: %d workers (%s); stages ms wall/cpu (last run): %s" % (
         name, workers, why, ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in last.items())), flush=True)
     print("%s: daemon %.1f fps, bound %.1f fps (bare runner %.1f fps with %d callers, %s with one); daemon/bound "
-          "per run %s; strict bound (inference measured with one caller) %s; daemon CPU per frame / stages' %.3f" % (
+          "per run %s; counting the drain at the stop as well %.3f; strict bound (inference measured with one caller) %s; "
+          "daemon CPU per frame / stages' %.3f" % (
               name, result["daemon_fps"], result["bound_fps"], result["bare_fps"], workers,
               "%.1f" % result["bare_fps_one_caller"] if result["bare_fps_one_caller"] else "-",
-              ", ".join("%.3f" % r["ratio"] for r in runs),
+              ", ".join("%.3f" % r["ratio"] for r in runs), result["ratio_with_drain"],
               "%.3f" % result["ratio_strict"] if result["ratio_strict"] else "-", result["daemon_cpu_vs_stages"]),
           flush=True)
     print("%s: %d plain loops (the stages one after another, no daemon) %.1f fps, their CPU per frame / the "
-          "stages' alone %.3f; daemon / plain loops %.3f" % (
+          "stages' alone %.3f; daemon / plain loops %.3f; daemon with chunks / one frame per worker at a time "
+          "%.3f (paired, >1 in %d of %d runs)" % (
               name, workers, result["plain_loops_fps"], result["plain_loops_cpu_vs_stages"],
-              result["daemon_vs_plain_loops"]), flush=True)
+              result["daemon_vs_plain_loops"], result["chunk_vs_one_frame"],
+              sum(1 for r in runs if r["chunk_vs_one_frame"] > 1), len(runs)), flush=True)
     one = result["one_worker"]
     print("%s: one worker (live sources): daemon %.1f fps, bound %.1f fps (bare %.1f), daemon/bound %.3f, sequential "
           "ceiling %.3f; %d workers / one %.2fx; spinning during inference / off %.2fx (%.1f fps off)" % (
