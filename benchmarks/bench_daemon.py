@@ -221,7 +221,7 @@ def measure_daemon(predictor, video, workers, chunk="auto"):
 
     source = open_source(video, realtime=False, loop=True)    # started by the pipeline, as the daemon does
     try:
-        chunk, _ = resolve_chunk(chunk, workers, source)
+        chunk = resolve_chunk(chunk, workers, source)
         pipeline = Pipeline(source, predictor, workers=workers, chunk=chunk)
         pipeline.run(max_frames=2 * workers * chunk + 2)  # warm-up
         cpu0 = time.process_time()

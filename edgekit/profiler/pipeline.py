@@ -111,7 +111,7 @@ def profile_pipeline(model, source, backend="auto", frames=None, duration_s=3.0,
         source_obj = open_source(source, **source_opts)
     runner = getattr(predictor.runner, "name", None)
     count, why = resolve_workers(workers, runner, source_obj)
-    chunk, _ = resolve_chunk("auto", count, source_obj)
+    chunk = resolve_chunk("auto", count, source_obj)
     if getattr(predictor.runner, "is_active", True):          # a ready predictor keeps its options
         if count > 1:
             check_concurrent(predictor)

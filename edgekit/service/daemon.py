@@ -141,18 +141,18 @@ def resolve_workers(setting, backend, source, cores=None):
 
 
 def resolve_chunk(setting, workers, source):
-    """(frames each worker takes at a time, why) for pipeline.chunk: a number, or auto - 8 when the
+    """Frames each worker takes at a time for pipeline.chunk: a number, or auto - CHUNK_AUTO when the
     workers decode their own frames (``pipeline.pulls``), else 1. A number above 1 needs them to."""
     from edgekit.service.pipeline import CHUNK_AUTO, pulls
 
     reads = pulls(source, workers)
     if setting == "auto":
-        return (CHUNK_AUTO, "auto: the workers read the source") if reads else (1, "auto: one frame per worker")
+        return CHUNK_AUTO if reads else 1
     if int(setting) > 1 and not reads:
-        raise config_mod.ConfigError("pipeline.chunk: %d needs several workers that read a lossless source themselves"
-                        % int(setting), hint="use it with a file read with --fast or an image folder and "
-                        "workers >= 2, or set chunk: auto")
-    return int(setting), "pipeline.chunk: %d" % int(setting)
+        raise config_mod.ConfigError(
+            "pipeline.chunk: %d needs several workers that read a lossless source themselves" % int(setting),
+            hint="use it with a file read with --fast or an image folder and workers >= 2, or set chunk: auto")
+    return int(setting)
 
 
 def configure_runner(predictor, backend, model, workers):
@@ -274,7 +274,7 @@ class Daemon(object):
             predictor, backend, reason = load_predictor(cfg)
             source = self._build_source(cfg, predictor)
             workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
-            chunk, _ = resolve_chunk(cfg["pipeline"]["chunk"], workers, source)
+            chunk = resolve_chunk(cfg["pipeline"]["chunk"], workers, source)
             activate_predictor(predictor, cfg, backend, reason, workers, self.log)
             try:
                 self._start_source(source, workers)

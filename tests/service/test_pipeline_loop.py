@@ -507,10 +507,9 @@ def test_chunk_setting_is_resolved_like_the_workers():
     from edgekit.service.daemon import resolve_chunk
 
     lossless, live = open_source("synthetic://?fps=0"), open_source("synthetic://?fps=30")
-    assert resolve_chunk("auto", 2, lossless) == (16, "auto: the workers read the source")
-    assert resolve_chunk("auto", 1, lossless)[0] == resolve_chunk("auto", 2, live)[0] == 1
-    assert resolve_chunk(3, 2, lossless) == (3, "pipeline.chunk: 3")
-    assert resolve_chunk(1, 1, live) == (1, "pipeline.chunk: 1")
+    assert resolve_chunk("auto", 2, lossless) == 16
+    assert resolve_chunk("auto", 1, lossless) == resolve_chunk("auto", 2, live) == 1
+    assert resolve_chunk(3, 2, lossless) == 3 and resolve_chunk(1, 1, live) == 1
     for workers, source in ((2, live), (1, lossless)):
         with pytest.raises(ConfigError, match="pipeline.chunk: 3 needs several workers that read a lossless source"):
             resolve_chunk(3, workers, source)
