@@ -8,6 +8,7 @@ the base install alone.
 
 import argparse
 import importlib
+import os
 import sys
 
 from edgekit import __version__
@@ -58,14 +59,32 @@ def main(argv=None):
         return 2
     module = importlib.import_module(args._module)
     try:
-        result = module.run(args)
+        code = int(module.run(args) or 0)
     except UserError as exc:
         sys.stderr.write("edgekit %s: error: %s\n" % (args.command, exc.one_line()))
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("edgekit %s: interrupted\n" % args.command)
-        return 130
-    return int(result or 0)
+        code = 130
+    if argv is None and getattr(module, "EXIT_AT_ONCE", False):
+        exit_at_once(code)
+    return code
+
+
+def exit_at_once(code):
+    """End the process now, with everything written: flush the logs and stdio, then ``os._exit``,
+    skipping the interpreter's teardown (freeing every object and module one by one). Only for a
+    command that ran as the program (``argv`` None: the ``edgekit`` script, ``python -m edgekit``)
+    and has closed what it opened; a caller of ``main([...])`` gets its code back as usual."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

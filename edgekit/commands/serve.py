@@ -10,6 +10,12 @@ and exits; SIGHUP reloads the config and the model (a failed reload keeps the ol
 sources: csi://0?width=1280&height=720&fps=30&flip=0 | v4l2:///dev/video0 or 0 | rtsp://... |
 gst://PIPELINE ! appsink | video.mp4 | image-folder/ | synthetic://?width=640&height=480&fps=30"""
 
+# The daemon's own stop has closed every output, written the summary and released the source when
+# run() returns: the process then ends at once (cli.exit_at_once) instead of tearing the interpreter
+# down, which after a long run takes a large part of the 2 s that SIGTERM may take (a 20-minute soak:
+# 0.7 s after main returned, against a stop of 0.26 s).
+EXIT_AT_ONCE = True
+
 # flag -> dotted config key
 FLAG_KEYS = (
     ("model", "model.path"),

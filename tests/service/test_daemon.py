@@ -241,6 +241,36 @@ def test_sighup_reload_keeps_the_chunk_and_refuses_a_source_it_cannot_chunk(mode
     assert json.loads(summary.read_text())["chunk"] == 3
 
 
+TEARDOWN_PROBE = """import atexit, sys
+atexit.register(lambda: sys.stderr.write("TEARDOWN\\n"))
+from edgekit.cli import main
+sys.argv[0] = "edgekit"
+sys.exit(main() if sys.argv[1] == "serve" else main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("entry", ["program", "main-argv"])
+def test_serve_as_the_program_ends_at_once_with_everything_written(model, tmp_path, entry):
+    """`edgekit serve` run as the program ends with os._exit once the daemon has stopped: no
+    interpreter teardown (an atexit hook never runs), yet stdout, the log and the summary are complete,
+    and the exit code is kept; a caller of main([...]) gets the code back and the usual exit."""
+    summary = tmp_path / "s.json"
+    argv = ([] if entry == "program" else ["--argv"]) + ["serve", "--model", model, "--source",
+                                                         "synthetic://?width=64&height=48&fps=0", "--frames", "5",
+                                                         "--summary", str(summary), "--json"]
+    proc = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE] + argv, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60, env=env_with_project(), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 5 and json.loads(summary.read_text())["frames"] == 5
+    assert "served 5 frames" in proc.stderr
+    assert ("TEARDOWN" in proc.stderr) is (entry == "main-argv")
+    missing = [sys.executable, "-c", TEARDOWN_PROBE] + argv[:argv.index("--model") + 1] + [str(tmp_path / "no.onnx")]
+    proc = subprocess.run(missing + ["--source", "synthetic://"], stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=60, env=env_with_project(), cwd=ROOT)
+    assert proc.returncode == 2 and "edgekit serve: error: model file not found" in proc.stderr, proc.stderr
+    assert ("TEARDOWN" in proc.stderr) is (entry == "main-argv")
+
+
 def wait_for_lines(path, n, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
