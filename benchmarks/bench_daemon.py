@@ -3,7 +3,7 @@
 For torchvision resnet18 and mobilenet_v2 (random weights, exported to ONNX with edgekit metadata
 here) on a 640x480 MP4 written by OpenCV, with the daemon's own settings (edgekit/service/daemon.py:
 ``resolve_workers``, ``ort_options``), in one run, interleaved in short bursts (this box's speed
-drifts by +-15% within a second, so each repetition measures everything within about 3 s and the
+drifts by +-15% within a second, so each repetition measures everything within a few seconds and the
 claims are medians over the repetitions):
   - each stage alone, in the daemon's configuration: decode (cv2.VideoCapture; one decoder thread
     when the workers read the file themselves), preprocess,
