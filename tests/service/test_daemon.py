@@ -163,6 +163,16 @@ def test_frames_limit_summary_and_backend_message(model, tmp_path, make_video):
     assert "(read by the workers)" not in proc.stderr
 
 
+def hup_until_then_stop(proc, jsonl, done):
+    """SIGHUP, wait up to 10 s for the newest record to satisfy ``done``, then SIGTERM: (stdout, stderr)."""
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not done(complete_lines(jsonl)[-1]):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=10)
+
+
 def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
     good = tiny_classifier(tmp_path / "second.onnx", labels=["a", "b", "c", "d"], seed=2)
     corrupt = tmp_path / "corrupt.onnx"
@@ -185,12 +195,7 @@ def test_sighup_reload_keeps_old_model_on_failure(model, tmp_path):
         n = len(complete_lines(jsonl))
         wait_for_lines(jsonl, n + 3)
         write_config(good, width=80)                                   # new model and new source
-        proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and complete_lines(jsonl)[-1]["model"] != "second.onnx":
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, err = hup_until_then_stop(proc, jsonl, lambda record: record["model"] == "second.onnx")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -223,12 +228,7 @@ def test_sighup_reload_keeps_the_chunk_and_refuses_a_source_it_cannot_chunk(mode
         time.sleep(1.0)
         assert proc.poll() is None
         write_config(5, "synthetic://?width=80&height=48&fps=0")          # a new chunk: at the next restart
-        proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "width=80" not in complete_lines(jsonl)[-1]["source"]:
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, err = hup_until_then_stop(proc, jsonl, lambda record: "width=80" in record["source"])
     finally:
         if proc.poll() is None:
             proc.kill()
