@@ -11,10 +11,11 @@ claims are medians over the repetitions):
     daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
   - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
     where ``workers: auto`` puts one worker per core on a CPU, and ``chunk: auto`` has each worker
-    take up to 16 frames at a time (as many as fit in 0.1 s): frames/s in steady state (first to last publication before the stop
-    is asked: the drain after it, where a worker that is done leaves its core idle, is not what a
-    daemon running for hours sees; printed beside); beside it the same daemon with one frame per
-    worker at a time;
+    take up to 16 frames at a time (as many as fit in 0.1 s): frames/s in steady state (frames
+    published between 0.1 s after the start and the moment the stop is asked, ``steady_fps``: the
+    drain after the stop, where a worker that is done leaves its core idle, is not what a daemon
+    running for hours sees; with the drain counted, printed beside); beside it the same daemon with
+    one frame per worker at a time;
   - the same stages with no daemon around them: N threads, each a plain loop decode -> preprocess ->
     infer -> postprocess over its own capture (nothing handed over, nothing published): frames/s and
     CPU per frame. It separates what running the stages one after another costs (each stage runs
