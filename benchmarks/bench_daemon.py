@@ -5,17 +5,19 @@ here) on a 640x480 MP4 written by OpenCV, with the daemon's own settings (edgeki
 ``resolve_workers``, ``ort_options``), in one run, interleaved in short bursts (this box's speed
 drifts by +-15% within a second, so each repetition measures everything within a few seconds and the
 claims are medians over the repetitions):
-  - each stage alone, in the daemon's configuration: decode (cv2.VideoCapture; one decoder thread
-    when the workers read the file themselves), preprocess,
+  - each stage alone, in the daemon's configuration, just before and again just after the daemon's
+    run (``bracket``: the bound is their mean, so a steady drift of the box's speed cancels): decode
+    (cv2.VideoCapture; one decoder thread when the workers read the file themselves), preprocess,
     inference, postprocess - wall and CPU time (process_time) per frame. Inference runs as the
     daemon runs it: with N workers, N threads call the runner at once (N frames in flight);
   - the daemon on the file read losslessly (every frame, as fast as it takes them; looping): this is
     where ``workers: auto`` puts one worker per core on a CPU, and ``chunk: auto`` has each worker
-    take up to 16 frames at a time (as many as fit in 0.1 s): frames/s in steady state (frames
-    published between 0.1 s after the start and the moment the stop is asked, ``steady_fps``: the
-    drain after the stop, where a worker that is done leaves its core idle, is not what a daemon
-    running for hours sees; with the drain counted, printed beside); beside it the same daemon with
-    one frame per worker at a time;
+    take up to 16 frames at a time (as many as fit in 0.1 s): frames/s in steady state, from 0.1 s
+    after the start to the moment the stop is asked, as the slope through every publication in that
+    window (``steady_fps``: frames are published in bursts, and a count between the two ends moves
+    by a whole burst; that count, ``window_fps``, is printed beside). The drain after the stop, where
+    a worker that is done leaves its core idle, is not what a daemon running for hours sees; with the
+    drain counted, printed beside. Beside it the same daemon with one frame per worker at a time;
   - the same stages with no daemon around them: N threads, each a plain loop decode -> preprocess ->
     infer -> postprocess over its own capture (nothing handed over, nothing published): frames/s and
     CPU per frame. It separates what running the stages one after another costs (each stage runs
@@ -25,7 +27,8 @@ claims are medians over the repetitions):
   - the one-worker daemon on the file paced at 30 fps like a camera (newest frame kept): frame age
     at publication.
 CPU-only box: bound = min(cores / CPU seconds per frame over the four stages, bare runner rate).
-Claims: daemon fps / bound (goal >= 0.95) for the auto daemon; frame age p50 / inference p50 (goal
+Claims: daemon fps / bound (goal >= 0.95) for the auto daemon, the median over REPEATS repetitions with
+a distribution-free 95% interval for that median (order statistics); frame age p50 / inference p50 (goal
 <= 1.5x). Printed beside: the bare runner's rate (one caller and N callers), the one-worker daemon
 against its own bound, the bound with inference measured with a single caller ("strict": it omits
 what two inferences at once cost each other in cache and memory bandwidth), the daemon's CPU per
@@ -44,7 +47,7 @@ sys.path.insert(0, HERE)
 from _common import claim, make_video, median, write  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet18")
-REPEATS = 10
+REPEATS = 16
 DAEMON_SECONDS = 1.0
 STEADY_AFTER = 0.1
 AGE_SECONDS = 2.0
@@ -71,6 +74,20 @@ def export(name, path):
     attach_to_onnx(proto, meta)
     onnx.save(proto, path)
     return path
+
+
+def median_interval(values, confidence=0.95):
+    """A distribution-free interval for the median of ``values`` (order statistics: the k-th smallest
+    and the k-th largest, k the largest with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2); for 16
+    values the 4th smallest and the 4th largest, 97.9% coverage. The whole range when n is too small."""
+    from math import comb
+
+    xs, n = sorted(values), len(values)
+    tail, k, below = (1.0 - confidence) / 2.0, 0, 1.0 / 2 ** n     # below = P(B <= k)
+    while k < n and below <= tail:
+        k += 1
+        below += comb(n, k) / 2.0 ** n
+    return (xs[0], xs[-1]) if k == 0 else (xs[k - 1], xs[n - k])
 
 
 def timed_loop(fn, seconds, min_iters=10):
@@ -147,6 +164,14 @@ def measure_stages(predictor, frame, video, callers):
     return stages
 
 
+def bracket(before, after):
+    """Each stage's (wall, cpu) per frame, the mean of its measurements just before and just after the
+    daemon's run: the box's speed drifts by several percent within seconds, and a bound measured on one
+    side only of the run it judges carries that drift into the ratio; measured on both sides, a steady
+    drift cancels."""
+    return dict((k, tuple((a + b) / 2.0 for a, b in zip(before[k], after[k]))) for k in before)
+
+
 def bound_of(stages, cores, infer="infer", callers=1):
     """(min(cores / CPU per frame over the four stages, bare runner rate), CPU per frame). With
     ``callers`` > 1 and inference measured with one caller, the runner's rate is callers / its time."""
@@ -199,17 +224,37 @@ def run_for(pipeline, seconds, min_frames):
     return pipeline.frames - first, wall, (clock.times, asked[0] or time.perf_counter(), start)
 
 
-def steady_fps(published, settle=STEADY_AFTER):
-    """Frames published per second in a window of fixed ends: from ``settle`` s after the start to the
-    moment the stop is asked - what a daemon that runs for hours sees. Neither the start nor the drain
-    after the stop counts: in the drain each worker finishes what it took (with chunks, up to 0.1 s
-    of work) and a worker that is done leaves its core idle. The ends are fixed
-    times, not publications: with chunks frames are published in bursts, and a window from the first
-    to the last publication would count a burst whose work began before it."""
+def steady_window(published, settle=STEADY_AFTER):
+    """(publication times inside the steady window, its start, its end): from ``settle`` s after the
+    start to the moment the stop is asked - what a daemon that runs for hours sees. Neither the start
+    nor the drain after the stop counts: in the drain each worker finishes what it took (with chunks,
+    up to 0.1 s of work) and a worker that is done leaves its core idle."""
     times, asked, start = published
     begin = start + settle
-    count = sum(1 for t in times if begin < t <= asked)
-    return count / (asked - begin) if asked > begin else 0.0
+    return [t for t in times if begin < t <= asked], begin, asked
+
+
+def steady_fps(published, settle=STEADY_AFTER):
+    """Frames/s in the steady window: the slope of a least-squares line through (publication time,
+    how many were published by then). With chunks frames are published in bursts of up to 16, one per
+    worker and chunk: a count between two fixed times moves by a whole burst as a burst lands just
+    inside or just outside an end (up to 8 % of a 1 s run), while the slope uses every publication.
+    Equal to the count between fixed ends on a steady stream (``window_fps``, printed beside)."""
+    times = steady_window(published, settle)[0]
+    if len(times) < 3:
+        return window_fps(published, settle)
+    n = len(times)
+    mean_t, mean_i = sum(times) / n, (n - 1) / 2.0
+    var = sum((t - mean_t) ** 2 for t in times)
+    return sum((t - mean_t) * (i - mean_i) for i, t in enumerate(times)) / var if var > 0 else 0.0
+
+
+def window_fps(published, settle=STEADY_AFTER):
+    """Frames published between the steady window's two fixed ends, per second (the fifth session's
+    measure): the ends are fixed times, not publications, since a window from the first to the last
+    publication would count a burst whose work began before it."""
+    times, begin, end = steady_window(published, settle)
+    return len(times) / (end - begin) if end > begin else 0.0
 
 
 def measure_daemon(predictor, video, workers, chunk="auto"):
@@ -230,7 +275,8 @@ def measure_daemon(predictor, video, workers, chunk="auto"):
         cpu = time.process_time() - cpu0
     finally:
         source.close()
-    return {"fps": steady_fps(published), "fps_with_drain": frames / wall, "frames": frames,
+    return {"fps": steady_fps(published), "fps_window": window_fps(published), "fps_with_drain": frames / wall,
+            "frames": frames,
             "cpu_per_frame": cpu / frames}
 
 
@@ -322,8 +368,9 @@ def bench_model(name, workdir, video, cores):
         one = stack.enter_context(open_daemon_predictor(path, 1))
         no_spin = stack.enter_context(open_daemon_predictor(path, 1, spinning=False))
         for rep in range(REPEATS):
-            stages = measure_stages(auto, frame, video, workers)
+            before = measure_stages(auto, frame, video, workers)
             daemon = measure_daemon(auto, video, workers)
+            stages = bracket(before, measure_stages(auto, frame, video, workers))
             one_chunk = measure_daemon(auto, video, workers, chunk=1) if workers > 1 else daemon
             plain = measure_plain(auto, video, workers)
             one_stages = measure_stages(one, frame, video, 1)
@@ -335,6 +382,8 @@ def bench_model(name, workdir, video, cores):
                    "cpu_per_frame_ms": cpu * 1e3, "bound_fps": bound, "bare_fps": 1.0 / stages["infer"][0],
                    "daemon_fps": daemon["fps"], "ratio": daemon["fps"] / bound,
                    "ratio_with_drain": daemon["fps_with_drain"] / bound,
+                   "ratio_window": daemon["fps_window"] / bound,
+                   "ratio_bound_before": daemon["fps"] / bound_of(before, cores)[0],
                    "daemon_cpu_vs_stages": daemon["cpu_per_frame"] / cpu,
                    "chunk_vs_one_frame": daemon["fps"] / one_chunk["fps"],
                    "plain_loops_fps": plain["fps"], "daemon_vs_plain_loops": daemon["fps"] / plain["fps"],
@@ -361,7 +410,8 @@ def bench_model(name, workdir, video, cores):
         return median(values) if values else None
 
     result = {"workers": workers, "workers_why": why, "runs": runs,
-              "ratio": med("ratio"), "ratio_strict": med("ratio_strict"), "ratio_with_drain": med("ratio_with_drain"),
+              "ratio": med("ratio"), "ratio_interval": median_interval([r["ratio"] for r in runs]), "ratio_strict": med("ratio_strict"), "ratio_with_drain": med("ratio_with_drain"),
+              "ratio_window": med("ratio_window"), "ratio_bound_before": med("ratio_bound_before"),
               "daemon_fps": med("daemon_fps"), "bound_fps": med("bound_fps"), "bare_fps": med("bare_fps"),
               "bare_fps_one_caller": med("bare_fps_one_caller"),
               "daemon_cpu_vs_stages": med("daemon_cpu_vs_stages"), "chunk_vs_one_frame": med("chunk_vs_one_frame"),
@@ -374,11 +424,14 @@ def bench_model(name, workdir, video, cores):
     print("%s: %d workers (%s); stages ms wall/cpu (last run): %s" % (
         name, workers, why, ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in last.items())), flush=True)
     print("%s: daemon %.1f fps, bound %.1f fps (bare runner %.1f fps with %d callers, %s with one); daemon/bound "
-          "per run %s; counting the drain at the stop as well %.3f; strict bound (inference measured with one caller) %s; "
+          "per run %s (95%% interval of the median %.3f-%.3f; >= 0.95 in %d of %d runs); frames counted between fixed ends instead of the slope %.3f; bound measured before the daemon only %.3f; "
+          "counting the drain at the stop as well %.3f; strict bound (inference measured with one caller) %s; "
           "daemon CPU per frame / stages' %.3f" % (
               name, result["daemon_fps"], result["bound_fps"], result["bare_fps"], workers,
               "%.1f" % result["bare_fps_one_caller"] if result["bare_fps_one_caller"] else "-",
-              ", ".join("%.3f" % r["ratio"] for r in runs), result["ratio_with_drain"],
+              ", ".join("%.3f" % r["ratio"] for r in runs), result["ratio_interval"][0], result["ratio_interval"][1],
+              sum(1 for r in runs if r["ratio"] >= 0.95), len(runs), result["ratio_window"], result["ratio_bound_before"],
+              result["ratio_with_drain"],
               "%.3f" % result["ratio_strict"] if result["ratio_strict"] else "-", result["daemon_cpu_vs_stages"]),
           flush=True)
     print("%s: %d plain loops (the stages one after another, no daemon) %.1f fps, their CPU per frame / the "
