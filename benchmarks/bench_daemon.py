@@ -50,6 +50,7 @@ MODELS = ("mobilenet_v2", "resnet18")
 REPEATS = 16
 DAEMON_SECONDS = 1.0
 STEADY_AFTER = 0.1
+GOAL = 0.95                       # daemon fps / bound, for both models
 AGE_SECONDS = 2.0
 AGE_REPEATS = 3
 VIDEO_FRAMES = 120
@@ -197,7 +198,7 @@ class PublishTimes(object):
 
 def run_for(pipeline, seconds, min_frames):
     """Run the pipeline for at least `seconds` and `min_frames`; returns (frames, wall seconds,
-    (publication times, time the stop was asked))."""
+    (publication times, time the stop was asked, time the run started)) - the last for ``steady_fps``."""
     import threading
 
     stop = threading.Event()
@@ -276,8 +277,7 @@ def measure_daemon(predictor, video, workers, chunk="auto"):
     finally:
         source.close()
     return {"fps": steady_fps(published), "fps_window": window_fps(published), "fps_with_drain": frames / wall,
-            "frames": frames,
-            "cpu_per_frame": cpu / frames}
+            "frames": frames, "cpu_per_frame": cpu / frames}
 
 
 def measure_plain(predictor, video, workers):
@@ -410,7 +410,8 @@ def bench_model(name, workdir, video, cores):
         return median(values) if values else None
 
     result = {"workers": workers, "workers_why": why, "runs": runs,
-              "ratio": med("ratio"), "ratio_interval": median_interval([r["ratio"] for r in runs]), "ratio_strict": med("ratio_strict"), "ratio_with_drain": med("ratio_with_drain"),
+              "ratio": med("ratio"), "ratio_interval": median_interval([r["ratio"] for r in runs]),
+              "ratio_strict": med("ratio_strict"), "ratio_with_drain": med("ratio_with_drain"),
               "ratio_window": med("ratio_window"), "ratio_bound_before": med("ratio_bound_before"),
               "daemon_fps": med("daemon_fps"), "bound_fps": med("bound_fps"), "bare_fps": med("bare_fps"),
               "bare_fps_one_caller": med("bare_fps_one_caller"),
@@ -424,13 +425,15 @@ def bench_model(name, workdir, video, cores):
     print("%s: %d workers (%s); stages ms wall/cpu (last run): %s" % (
         name, workers, why, ", ".join("%s %.2f/%.2f" % (k, v["wall"], v["cpu"]) for k, v in last.items())), flush=True)
     print("%s: daemon %.1f fps, bound %.1f fps (bare runner %.1f fps with %d callers, %s with one); daemon/bound "
-          "per run %s (95%% interval of the median %.3f-%.3f; >= 0.95 in %d of %d runs); frames counted between fixed ends instead of the slope %.3f; bound measured before the daemon only %.3f; "
+          "per run %s (95%% interval of the median %.3f-%.3f; >= %.2f in %d of %d runs); frames counted between "
+          "fixed ends instead of the slope %.3f; bound measured before the daemon only %.3f; "
           "counting the drain at the stop as well %.3f; strict bound (inference measured with one caller) %s; "
           "daemon CPU per frame / stages' %.3f" % (
               name, result["daemon_fps"], result["bound_fps"], result["bare_fps"], workers,
               "%.1f" % result["bare_fps_one_caller"] if result["bare_fps_one_caller"] else "-",
               ", ".join("%.3f" % r["ratio"] for r in runs), result["ratio_interval"][0], result["ratio_interval"][1],
-              sum(1 for r in runs if r["ratio"] >= 0.95), len(runs), result["ratio_window"], result["ratio_bound_before"],
+              GOAL, sum(1 for r in runs if r["ratio"] >= GOAL), len(runs), result["ratio_window"],
+              result["ratio_bound_before"],
               result["ratio_with_drain"],
               "%.3f" % result["ratio_strict"] if result["ratio_strict"] else "-", result["daemon_cpu_vs_stages"]),
           flush=True)
@@ -446,7 +449,7 @@ def bench_model(name, workdir, video, cores):
               name, one["daemon_fps"], one["bound_fps"], one["bare_fps"], one["ratio"], one["sequential_ceiling"],
               workers, result["auto_vs_one_worker"], result["spinning_vs_off"], one["spinning_off_fps"]), flush=True)
     result["claims"] = [
-        claim("daemon_%s_fps_vs_bound" % name, result["ratio"], ">= 0.95", ok=result["ratio"] >= 0.95),
+        claim("daemon_%s_fps_vs_bound" % name, result["ratio"], ">= %.2f" % GOAL, ok=result["ratio"] >= GOAL),
         claim("daemon_%s_frame_age_p50_vs_infer_p50" % name, result["age_ratio"], "<= 1.5x",
               ok=result["age_ratio"] <= 1.5),
     ]
