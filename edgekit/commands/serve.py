@@ -62,8 +62,8 @@ def add_arguments(parser):
                         "image folder on the CPU; 1 for cameras and streams, for the lowest latency)")
     parser.add_argument("--chunk", type=_workers, metavar="N|auto",
                         help="frames each worker takes at a time when the workers read the source themselves "
-                        "(default auto: 16, fewer when they would take over 0.1 s or 32 MB - each stage then runs over all "
-                        "of them, hot in the cache)")
+                        "(default auto: 16, fewer when they would take over 0.1 s or 32 MB - each stage then "
+                        "runs over all of them, hot in the cache)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout at exit")
 
 
