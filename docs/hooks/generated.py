@@ -208,9 +208,30 @@ def _yaml(value):
     return value
 
 
+def benchmark_results():
+    """benchmarks/RESULTS.md, its title dropped and its headings one level down, its links made relative
+    to docs/ (it is included in docs/performance.md)."""
+    with open(os.path.join(ROOT, "benchmarks", "RESULTS.md")) as handle:
+        lines = handle.read().splitlines()
+    out = []
+    for line in lines:
+        if line.startswith("# "):
+            continue
+        if line.startswith("## "):
+            line = "#" + line
+        out.append(line.replace("](../docs/", "]("))
+    return "\n".join(out)
+
+
 GENERATORS = {
     "<!-- generated: cli -->": cli_reference,
     "<!-- generated: serve-config -->": serve_config_reference,
+    "<!-- generated: results -->": benchmark_results,
+}
+
+# Links to files of the repository outside docs/ (they work on GitHub): where they point in the site.
+OUTSIDE_LINKS = {
+    "../benchmarks/RESULTS.md": "performance.md#all-results",
 }
 
 
@@ -218,4 +239,9 @@ def on_page_markdown(markdown, page, config, files):
     for marker, generate in GENERATORS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, generate())
+    depth = page.file.src_uri.count("/")
+    for target, site_target in OUTSIDE_LINKS.items():
+        link = "](" + "../" * depth + target + ")"
+        if link in markdown:
+            markdown = markdown.replace(link, "](" + "../" * depth + site_target + ")")
     return markdown
