@@ -5,8 +5,11 @@
 - ``reference/serve-config.md``: every key of the daemon's YAML, rendered from the schema in
   ``edgekit/service/config.py`` (type, default, allowed values, the flag that sets it, the key's own doc).
 
-A page asks for a table with a marker line (``<!-- generated: cli -->``, ``<!-- generated: serve-config -->``);
-the hook replaces the marker. The page's hand-written text around it stays as written.
+A page asks for a table with a marker line (``<!-- generated: cli -->``, ``<!-- generated: serve-config -->``,
+``<!-- generated: results -->``), optionally followed by a note for readers of the raw file and
+``<!-- /generated -->``; the hook replaces all of it. The page's hand-written text around it stays as written.
+
+- ``performance.md``: ``benchmarks/RESULTS.md`` included, and links to it pointed at the included copy.
 """
 
 import argparse
@@ -94,7 +97,7 @@ def _option_rows(parser):
         else:
             names = formatter._format_args(action, formatter._get_default_metavar_for_positional(action))
         help_text = formatter._expand_help(action) if action.help else ""
-        if action.choices and not isinstance(action, argparse._SubParsersAction):
+        if action.choices and action.metavar is not None:         # else the choices are in the name
             help_text += " (one of: %s)" % ", ".join(str(c) for c in action.choices)
         if action.required and action.option_strings:
             help_text += " (required)"
@@ -106,10 +109,11 @@ def _render_command(parser, path, level, out):
     name = " ".join(path)
     out.append("%s `%s`" % ("#" * level, name))
     out.append("")
-    description = parser.description or ""
-    if description:
+    if parser.description:
+        formatter = parser._get_formatter()        # wrapped as `--help` wraps it
+        formatter.add_text(parser.description)
         out.append("```text")
-        out.append(description.rstrip())
+        out.append(formatter.format_help().rstrip())
         out.append("```")
         out.append("")
     out.append("```text")
@@ -129,10 +133,12 @@ def _render_command(parser, path, level, out):
 def cli_reference():
     cli, _ = _import_edgekit()
     old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "110"              # argparse wraps usage to the terminal: fix it for the page
+    os.environ["COLUMNS"] = "80"               # argparse wraps to the terminal: fix the width for the page
     try:
         parser = cli.build_parser()
-        out = ["| command | what it does |", "|---|---|"]
+        out = ["```text", parser.format_usage().strip(), "```", ""]
+        out += ["| argument | meaning |", "|---|---|"] + _option_rows(parser) + [""]
+        out += ["| command | what it does |", "|---|---|"]
         action = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
         helps = dict((c.dest, c.help) for c in action._choices_actions)
         for name, _sub in _subparsers(parser):
@@ -223,6 +229,8 @@ def benchmark_results():
     return "\n".join(out)
 
 
+END_MARKER = "<!-- /generated -->"
+
 GENERATORS = {
     "<!-- generated: cli -->": cli_reference,
     "<!-- generated: serve-config -->": serve_config_reference,
@@ -238,7 +246,11 @@ OUTSIDE_LINKS = {
 def on_page_markdown(markdown, page, config, files):
     for marker, generate in GENERATORS.items():
         if marker in markdown:
-            markdown = markdown.replace(marker, generate())
+            # the marker, and a note for readers of the raw file up to the closing marker, give way to the table
+            start = markdown.index(marker)
+            end = markdown.find(END_MARKER, start)
+            end = start + len(marker) if end < 0 else end + len(END_MARKER)
+            markdown = markdown[:start] + generate() + markdown[end:]
     depth = page.file.src_uri.count("/")
     for target, site_target in OUTSIDE_LINKS.items():
         link = "](" + "../" * depth + target + ")"
