@@ -275,3 +275,27 @@ def test_mkdocs_build_strict(tmp_path):
         assert (tmp_path / "site" / page).exists(), page
     cli_page = (tmp_path / "site" / "reference" / "cli" / "index.html").read_text()
     assert "edgekit serve" in cli_page and "--token-file" in cli_page
+
+
+# -- the code points at pages that exist --------------------------------------------------------------------
+
+def test_code_references_documentation_that_exists():
+    missing, stale = [], []
+    ours = set(n[:-3] if n.endswith(".md") else n for n in os.listdir(os.path.join(ROOT, "docs")))
+    for folder in ("edgekit", "tests", "benchmarks", "jetson", "deploy", ".ci"):
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, folder)):
+            for name in files:
+                if not name.endswith((".py", ".md", ".sh", ".yml", ".yaml", ".service")) and name != "run":
+                    continue
+                path = os.path.join(dirpath, name)
+                if path == os.path.abspath(__file__):
+                    continue
+                text = read(path)
+                for page in re.findall(r"\bdocs/[\w/.-]+?\.md\b", text):
+                    # docs/<a folder or page of ours>/...: other projects' docs/... paths are left alone
+                    if page.split("/")[1].replace(".md", "") in ours and not os.path.exists(os.path.join(ROOT, page)):
+                        missing.append("%s: %s" % (rel(path), page))
+                if re.search(r"\.\./shared/|contract C\d", text):
+                    stale.append(rel(path))
+    assert not missing, "references to pages that do not exist: %s" % missing
+    assert not stale, "references to design notes outside the repository: %s" % stale
