@@ -185,19 +185,21 @@ def serve_config_reference():
     names = dict(getattr(config, "TYPE_NAMES", {}))
     names.update({str: "string", int: "integer", float: "number", bool: "bool", type(None): "null",
                   list: "list", dict: "mapping"})
-    out = ["| key | type | default | allowed | flag | meaning |", "|---|---|---|---|---|---|"]
+    out = ["| key | type | default | flag | meaning |", "|---|---|---|---|---|"]
     missing = []
     for key, spec in _walk_schema(config.SCHEMA):
         doc = spec.doc or SERVE_KEY_DOCS.get(key, "")
         if not doc:
             missing.append(key)
         default = "required" if spec.required else ("`%s`" % _yaml(spec.default))
-        allowed = ", ".join("`%s`" % _yaml(c) for c in spec.choices) if spec.choices else ""
-        if spec.path:
-            doc += " (a path: relative to the config file)" if spec.path is True else ""
-        out.append("| `%s` | %s | %s | %s | %s | %s |" % (
-            key, _type_name(spec.types, names), default, allowed,
-            ("`%s`" % flags[key]) if key in flags else "", _cell(doc)))
+        kind = _type_name(spec.types, names)
+        if spec.path is True:
+            kind = "path" + (" or null" if type(None) in spec.types else "")
+        meaning = _cell(doc)
+        if spec.choices:
+            meaning += ". One of: " + ", ".join("`%s`" % _yaml(c) for c in spec.choices)
+        out.append("| `%s` | %s | %s | %s | %s |" % (
+            key, kind, default, ("`%s`" % flags[key]) if key in flags else "", meaning))
     if missing:
         raise RuntimeError("serve config keys without a description (add doc= in edgekit/service/config.py "
                            "or SERVE_KEY_DOCS in docs/hooks/generated.py): %s" % ", ".join(missing))
