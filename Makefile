@@ -1,15 +1,16 @@
 # Two commands: `make demo` runs the whole path on the CPU, `make test` runs the tests.
-# Each sets up what it needs: a virtualenv in .venv with edgekit and its desktop extras.
+# Each sets up what it needs: a virtualenv in .venv with edgekit, its desktop extras and the docs tools.
+# `make docs` serves the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000/.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 # torch is pinned: an unpinned install pulls several GB. 2.14.1 + torchvision 0.29.1 is the
-# pair that imports together on x86_64 (see README, "Installing").
+# pair that imports together on x86_64 (see docs/install.md).
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/demo
 
-.PHONY: demo test test-fast test-py36 bench lint venv clean help
+.PHONY: demo test test-fast test-py36 bench lint docs venv clean help
 
 help:
 	@echo "make demo   - dataset -> train -> export -> quantize -> profile -> serve, on the CPU (runs/demo)"
@@ -17,6 +18,7 @@ help:
 	@echo "make test-py36 - pip install . into a Python 3.6 venv and run the device-side tests there"
 	@echo "make bench  - speed and accuracy benchmarks (ratios measured in one run)"
 	@echo "make lint   - ruff, and vermin on the device side"
+	@echo "make docs   - serve the documentation site on http://127.0.0.1:8000/ (mkdocs serve)"
 
 venv: $(STAMP)
 
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -55,7 +57,7 @@ PY36_SOURCES := $(shell find edgekit -name '*.py' -not -path 'edgekit/desktop/*'
 # stay in the main tier). Deselected: the TensorRT 10 stand-in parses an opset-17 model with
 # the installed onnxruntime, and 1.10 reads opset <= 15; the vermin check runs in the main tier.
 PY36_TESTS  := tests/test_meta.py tests/test_targets.py tests/test_cli.py tests/test_fsutil.py \
-	tests/test_doctor.py tests/test_fleet.py tests/test_readme.py \
+	tests/test_doctor.py tests/test_fleet.py tests/test_docs.py \
 	tests/vision tests/runners tests/sources tests/service tests/engine \
 	tests/profiler --ignore=tests/profiler/test_estimate.py \
 	tests/bundle/test_bundle_verify.py tests/bundle/test_bundle_safety.py \
@@ -79,6 +81,10 @@ test-py36: $(PY36_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# tests/test_docs.py runs `mkdocs build --strict` inside `make test`.
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgekit tests benchmarks

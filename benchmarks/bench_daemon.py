@@ -1,4 +1,4 @@
-"""Daemon throughput against the bound its own stages set (MEASURE.md, "The daemon's bound").
+"""Daemon throughput against the bound its own stages set (docs/design/measurement.md, "The daemon's bound").
 
 For torchvision resnet18 and mobilenet_v2 (random weights, exported to ONNX with edgekit metadata
 here) on a 640x480 MP4 written by OpenCV, with the daemon's own settings (edgekit/service/daemon.py:

@@ -1,4 +1,4 @@
-"""Profiler benchmark (one run, MEASURE.md):
+"""Profiler benchmark (one run, docs/design/measurement.md):
 
 1. profiler-reported p50 vs a bare ``session.run`` loop over the very same ONNX Runtime session,
    alternating A/B, median of repeats (goal: within 3%): the profiler adds no overhead you can see;

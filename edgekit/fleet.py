@@ -1,6 +1,6 @@
 """The fleet view: which boards publish to an MQTT broker, and what they run.
 
-Every daemon publishes (contract C6, ``edgekit.service.sinks.mqtt``)::
+Every daemon publishes (docs/board/http-mqtt.md, "MQTT"; ``edgekit.service.sinks.mqtt``)::
 
     <prefix>/<device>/status     retained {"state": "online"|"offline", "device", "model", "precision", "ts"}
                                  (the broker publishes the retained last will "offline" when a board vanishes)

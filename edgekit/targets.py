@@ -1,6 +1,6 @@
 """Device presets: data with sources. No command hard-codes a device fact; they read these.
 
-Sources (see ../shared/PLATFORM.md):
+Sources (see docs/design/platform.md):
   [JP46]   JetPack 4.6.x: L4T R32.7, Python 3.6.9, CUDA 10.2, cuDNN 8.2.1, TensorRT 8.2.1
            (Ultralytics docs/en/guides/nvidia-jetson.md; mmdeploy docs/en/01-how-to-build/jetsons.md)
   [NANO]   Jetson Nano module: Maxwell GPU, compute 5.3, 128 CUDA cores @ 921.6 MHz,
@@ -183,7 +183,7 @@ def names():
     return sorted(TARGETS)
 
 
-# Board identity -> preset, from the text of /proc/device-tree/model (PLATFORM.md "Board identity"):
+# Board identity -> preset, from the text of /proc/device-tree/model (docs/design/platform.md, "Jetson Nano"):
 # e.g. "NVIDIA Jetson Nano Developer Kit", "NVIDIA Jetson Xavier NX Developer Kit",
 # "NVIDIA Jetson Orin Nano Developer Kit". First match wins (order matters: "Orin Nano" before "Nano").
 BOARD_MODELS = (

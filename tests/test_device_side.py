@@ -1,4 +1,4 @@
-"""The desktop/device line is a rule the tests enforce (DESIGN.md).
+"""The desktop/device line is a rule the tests enforce (docs/design/sides.md).
 
 - every device-side module passes `vermin --target=3.6-` (JetPack 4.6 ships Python 3.6);
 - importing every device-side module in a fresh interpreter pulls in neither torch nor onnx;

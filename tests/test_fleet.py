@@ -1,6 +1,6 @@
 """`edgekit fleet status` against a real mosquitto with several simulated daemons publishing the
-C6 topics (status retained with a retained last will, telemetry retained), under paho 1.6 (Debian's,
-like the board's) and paho 2.x (the venv's)."""
+MQTT topics of docs/board/http-mqtt.md (status retained with a retained last will, telemetry retained),
+under paho 1.6 (Debian's, like the board's) and paho 2.x (the venv's)."""
 
 import json
 import os
@@ -19,7 +19,7 @@ from edgekit.fleet import FleetView, parse_broker
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-# One simulated daemon: exactly the C6 topics and payloads, with paho 1.x or 2.x.
+# One simulated daemon: exactly the daemon's MQTT topics and payloads, with paho 1.x or 2.x.
 DAEMON = r"""
 import json, sys, time
 import paho.mqtt.client as mqtt

@@ -1,6 +1,6 @@
 """Datasets for training: ImageFolder (classification), YOLO text format (detection), built-in shapes.
 
-Public API (contract C2):
+Public API (docs/desktop/train.md, "Datasets"):
   make_shapes(out_dir, task="classification"|"detection", train=N, val=M, size=S, seed=0) -> path
   list_image_folder(root, strict=False) -> (samples [(path, class_index)], class_names)
   load_yolo(root_or_data_yaml, split="val", strict=False) -> (samples [(image_path, float32 Nx5

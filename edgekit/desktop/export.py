@@ -7,7 +7,7 @@ fusions; node counts before/after) → ``onnx.checker`` full check and strict sh
 against PyTorch on several inputs (``parity.py``) → offline TensorRT lint (``lint.py``) → embed the
 ``edgekit`` metadata → write atomically. Nothing is written unless every step passed.
 
-``export_model(...)`` is the API (contract C8); it returns the report dict that ``--json`` prints.
+``export_model(...)`` is the API (docs/desktop/export.md); it returns the report dict that ``--json`` prints.
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Per-layer costs of an ONNX graph: FLOPs, parameters and bytes moved (contract C3).
+"""Per-layer costs of an ONNX graph: FLOPs, parameters and bytes moved (docs/profiling.md, "The Jetson estimate").
 
     costs = layer_costs("model.onnx")            # or an onnx.ModelProto
     summarize(costs) -> {"flops", "params", "by_op": {op: {"count", "flops", "params"}}}

@@ -1,6 +1,6 @@
 """``edgekit inspect``: what an ONNX file is, what it costs, and whether the target's TensorRT takes it.
 
-``inspect_model(path, target=None, layers=False) -> dict`` (contract C8, the ``--json`` object):
+``inspect_model(path, target=None, layers=False) -> dict`` (docs/desktop/export.md, the ``--json`` object):
   path, bytes, sha256, ir_version, producer, opset {domain: version}, inputs/outputs [{name, shape, dtype}],
   metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), metadata_props (the
   other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned), ops {op: count} (most frequent first), nodes, params (initializer elements, each
@@ -9,7 +9,7 @@
   estimate {target, precision, latency_ms, method, error_note} (or None with ``estimate_note``).
 
 FLOPs and parameters come from ``edgekit.desktop.graph`` and the latency estimate from
-``edgekit.profiler.estimate`` (contract C3); this module only assembles them.
+``edgekit.profiler.estimate`` (docs/profiling.md, "The Jetson estimate"); this module only assembles them.
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Model registry and the edgekit checkpoint format (contract C1).
+"""Model registry and the edgekit checkpoint format (docs/desktop/train.md, "Outputs").
 
   build_model(name, **kwargs) -> nn.Module
   load_checkpoint(path) -> (model.eval(), ckpt dict)      ModelError on a bad file

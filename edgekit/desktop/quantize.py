@@ -1,4 +1,4 @@
-"""FP16 and INT8 in the form the target runs, with what they cost measured first (contract C7).
+"""FP16 and INT8 in the form the target runs, with what they cost measured first (docs/desktop/quantize.md).
 
     report = quantize("model.onnx", "model.int8.onnx", "int8", "x86-cpu", calib="images/")
 

@@ -1,4 +1,4 @@
-"""The training loop behind `edgekit train` (contract C10).
+"""The training loop behind `edgekit train` (docs/desktop/train.md).
 
   train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, weights=None,
         resume=False, strict=False, progress=True, data_cache=None)

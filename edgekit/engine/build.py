@@ -1,4 +1,4 @@
-"""Build TensorRT engines from ONNX on the device, through the engine cache (contract C4).
+"""Build TensorRT engines from ONNX on the device, through the engine cache (docs/board/build.md).
 
     record = build_engine("model.onnx", precision="fp16")
     record.path, record.sidecar, record.key, record.key_hash, record.built

@@ -1,4 +1,4 @@
-"""Pipeline mode: the daemon's own camera loop (``edgekit.service.pipeline.Pipeline``, contract C5)
+"""Pipeline mode: the daemon's own camera loop (``edgekit.service.pipeline.Pipeline``, docs/design/pipeline.md)
 timed per stage: capture, preprocess, infer, postprocess, output, end to end, and frame age at
 publication. Nothing here re-implements the loop; it warms it up, runs it, and reports its samples.
 

@@ -1,5 +1,5 @@
 """Model runs: warm-up apart, first inference apart, then time until both the minimum duration
-and the minimum count are met (MEASURE.md). Sweeps over batch and threads give one run each.
+and the minimum count are met (docs/design/measurement.md). Sweeps over batch and threads give one run each.
 
     result = profile_model("model.onnx", batch=1, threads=2)      # the --json object (C9)
 """

@@ -1,4 +1,4 @@
-"""Latency statistics as MEASURE.md asks: nearest-rank percentiles, every sample kept.
+"""Latency statistics as docs/design/measurement.md says: nearest-rank percentiles, every sample kept.
 
 Nearest rank: the p-th percentile of N sorted samples is the value at rank ceil(p/100 * N)
 (1-based), so it is always a measured value, never an interpolation; p0 is the minimum.
@@ -6,7 +6,7 @@ Nearest rank: the p-th percentile of N sorted samples is the value at rank ceil(
 How many samples a percentile needs: LoadGen's early-stopping bound. A percentile p is backed by
 N samples when, if the true p-quantile were the reported value, seeing at most one sample above
 it would have a probability of no more than 1% (binomial with q = 1 - p/100):
-``P(Binomial(N, q) <= 1) <= 0.01``. That gives 64 samples for p90 and 662 for p99 (MEASURE.md),
+``P(Binomial(N, q) <= 1) <= 0.01``. That gives 64 samples for p90 and 662 for p99 (docs/design/measurement.md),
 11 for p50 and 130 for p95.
 """
 

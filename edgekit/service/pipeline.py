@@ -12,7 +12,7 @@ Overlap: when the runner computes on a GPU (TensorRT, or ONNX Runtime's CUDA/Ten
 a small worker reads and preprocesses frame N+1 while frame N is inferred (two buffers), so the
 CPU and the GPU work at once. On a CPU-only box the stages share the same cores: overlapping them
 adds hand-offs without adding compute, so the loop stays sequential ("The daemon's bound",
-MEASURE.md); the source's grabber thread already decodes in parallel. ``overlap="on"`` forces it.
+docs/design/measurement.md); the source's grabber thread already decodes in parallel. ``overlap="on"`` forces it.
 
 Workers (throughput): with ``workers=N`` (N > 1), N threads each take a frame, preprocess,
 infer and postprocess it, so N frames are in flight at once. On a CPU this beats one frame at a
@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 
-from edgekit.profiler.stats import percentile  # nearest rank, one definition (MEASURE.md)
+from edgekit.profiler.stats import percentile  # nearest rank, one definition (docs/design/measurement.md)
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end", "frame_age")
 OVERLAP_MODES = ("auto", "on", "off")

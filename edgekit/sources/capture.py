@@ -30,7 +30,7 @@ def has_gstreamer(cv2=None):
 
 def ensure_appsink(pipeline):
     """Make the pipeline end in ``appsink drop=true max-buffers=1 sync=false``: OpenCV sets
-    max-buffers=1 when absent but never drop and leaves sync (PLATFORM.md), and a buffered
+    max-buffers=1 when absent but never drop and leaves sync (docs/design/platform.md), and a buffered
     appsink is where camera latency hides."""
     elements = [e.strip() for e in pipeline.strip().split("!")]
     last = elements[-1].split()

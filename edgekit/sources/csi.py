@@ -5,7 +5,7 @@
 the pipeline (``out=WxH``; by default the smallest size that keeps the aspect ratio and covers the
 model input, when the daemon knows it; ``out=native`` keeps the sensor size): the scaling runs on
 the video image compositor, not on the Nano's four Cortex-A57 cores, and far fewer bytes reach
-Python (PLATFORM.md).
+Python (docs/design/platform.md).
 """
 
 from edgekit.sources.base import SourceError, no_more_params, parse_query, take_int

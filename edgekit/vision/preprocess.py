@@ -116,7 +116,7 @@ class Preprocessor(object):
         scale + 0 * pixel + offset) -- no HWC float copy, no transpose copy. The HWC route took 0.87 ms
         for 224x224 here, three NumPy passes per plane 0.22 ms (0.46 ms right after an inference, when
         the caches hold the model), this one 0.18 (0.37) -- it matters when inference takes a few ms
-        (MEASURE.md)."""
+        (docs/design/measurement.md)."""
         cv2 = _cv2()
         planes = cv2.split(image)                          # B, G, R
         if self.color == "RGB":

@@ -134,13 +134,12 @@ def test_print_trtexec_asks_for_shapes_of_a_dynamic_input(tmp_path):
 
 
 def _console_examples():
-    """The `$ edgekit ...` examples of the README's first console block in its Jetson section, with
-    their printed lines."""
+    """The `$ edgekit ...` examples of the first console block of docs/board/build.md, with their
+    printed lines."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, "README.md")) as handle:
+    with open(os.path.join(root, "docs", "board", "build.md")) as handle:
         text = handle.read()
-    section = text.split("\n## On the Jetson", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    block = text.split("```console\n", 1)[1].split("```", 1)[0]
     examples = []
     for line in block.splitlines():
         if line.startswith("$ "):

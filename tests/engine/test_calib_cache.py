@@ -1,4 +1,4 @@
-"""TensorRT calibration cache text format (contract C4): hand-computed hex and round trips."""
+"""TensorRT calibration cache text format (docs/desktop/quantize.md): hand-computed hex and round trips."""
 
 import struct
 
