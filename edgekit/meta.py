@@ -289,6 +289,6 @@ def attach_to_onnx(model_proto, meta):
 
 def load_meta_yaml(path):
     """Metadata for a third-party model from a small YAML file (same fields as the JSON)."""
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
 
     return ModelMeta.from_dict(load_yaml(path))

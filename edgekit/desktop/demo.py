@@ -54,7 +54,7 @@ class Demo(object):
 
     # -- the steps ------------------------------------------------------------------------------
     def dataset(self):
-        from edgekit.desktop.shapes import make_shapes
+        from edgekit.desktop.data.shapes import make_shapes
 
         size = 128 if self.task == "detection" else 64
         self.data = make_shapes(self.path("data"), task=self.task, train=self.settings["train"],
@@ -63,7 +63,7 @@ class Demo(object):
         return "%d train / %d val images in %s" % (self.settings["train"], self.settings["val"], self.data)
 
     def train(self):
-        from edgekit.desktop.train import train
+        from edgekit.desktop.train.run import train
 
         result = train(self.settings["recipe"], self.data, self.path("train"), epochs=self.settings["epochs"],
                        batch=self.settings["batch"], device="cpu", seed=self.seed, progress=True)
@@ -73,7 +73,7 @@ class Demo(object):
         return "best %s = %.3f (%s)" % (metric[0], metric[1], os.path.relpath(self.checkpoint, self.out))
 
     def export(self):
-        from edgekit.desktop.export import export_model
+        from edgekit.desktop.export.run import export_model
 
         cpu = export_model(self.checkpoint, self.path("model.onnx"), target="x86-cpu")
         nano = export_model(self.checkpoint, self.path("model-nano.onnx"), target="jetson-nano")
@@ -85,7 +85,7 @@ class Demo(object):
             "ok" if lint.get("ok") else "%d problem(s)" % len(lint.get("problems", [])))
 
     def quantize(self):
-        from edgekit.desktop.quantize import quantize
+        from edgekit.desktop.quantize.run import quantize
 
         calib, val = self._calib_and_val()
         int8 = quantize(self.path("model.onnx"), self.path("model-int8.onnx"), "int8", "x86-cpu", calib=calib,
@@ -214,7 +214,7 @@ def write_demo_video(path, seed=0, seconds=8, width=VIDEO["width"], height=VIDEO
     background, written by OpenCV (mp4v). Returns the number of frames."""
     import cv2
 
-    from edgekit.desktop.shapes import CLASSES, _background, _contrasting_colour, draw_shape
+    from edgekit.desktop.data.shapes import CLASSES, _background, _contrasting_colour, draw_shape
     from edgekit.fsutil import atomic_write
 
     rng = np.random.default_rng(seed)

@@ -84,7 +84,7 @@ class TwoHeads(nn.Module):
 
 def tiny_checkpoint(path, labels=("circle", "square", "triangle"), size=32, arch="tiny_cnn", seed=0):
     """An edgekit checkpoint (contract C1) of the registry's tiny_cnn with random weights."""
-    from edgekit.desktop.models import build_model
+    from edgekit.desktop.train.models import build_model
     from edgekit.meta import ModelMeta
 
     torch.manual_seed(seed)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit import cli
-from edgekit.desktop.data import ImageDataset, list_image_folder, load_yolo, make_shapes
+from edgekit.desktop.data.datasets import ImageDataset, list_image_folder, load_yolo, make_shapes
 from edgekit.errors import DatasetError
 
 
@@ -205,8 +205,8 @@ def test_strict_orphans_exit_2_through_the_cli(yolo_root, tmp_path, capsys):
 
 # -- augmentation ------------------------------------------------------------------------------------
 def test_hflip_and_affine_keep_boxes_on_the_object():
-    from edgekit.desktop.augment import build_augment
-    from edgekit.desktop.shapes import draw_shape
+    from edgekit.desktop.data.augment import build_augment
+    from edgekit.desktop.data.shapes import draw_shape
 
     image = np.zeros((64, 64, 3), np.uint8)
     box = draw_shape(image, "square", 20, 30, 8, 0.0, (255, 255, 255))
@@ -232,8 +232,8 @@ def test_hflip_and_affine_keep_boxes_on_the_object():
 def test_training_sample_equals_runtime_preprocessed_frame(tmp_path, recipe):
     import cv2
 
-    from edgekit.desktop.recipe import load_recipe
-    from edgekit.desktop.train import build_meta
+    from edgekit.desktop.train.recipe import load_recipe
+    from edgekit.desktop.train.run import build_meta
     from edgekit.meta import ModelMeta
     from edgekit.vision.preprocess import Preprocessor, read_image
 

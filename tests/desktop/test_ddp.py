@@ -20,7 +20,7 @@ def _worker(rank, world, port, data, outs, queue):
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from edgekit.desktop.train import train
+    from edgekit.desktop.train.run import train
 
     result = train(RECIPE, data, outs[rank], device="cpu", progress=False)
     queue.put((rank, result["weights_sha256"], result["world_size"], result["history"][-1]["train_loss"]))
@@ -29,7 +29,7 @@ def _worker(rank, world, port, data, outs, queue):
 def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     import torch.multiprocessing as mp
 
-    from edgekit.desktop.data import make_shapes
+    from edgekit.desktop.data.datasets import make_shapes
 
     data = make_shapes(tmp_path / "data", "classification", train=32, val=8, size=32)
     outs = [str(tmp_path / "rank0"), str(tmp_path / "rank1")]       # separate dirs: who writes is visible

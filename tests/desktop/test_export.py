@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 import export_models as em  # noqa: E402
 
 from edgekit.cli import main  # noqa: E402
-from edgekit.desktop.export import export_model, parse_batch, parse_input_size  # noqa: E402
+from edgekit.desktop.export.run import export_model, parse_batch, parse_input_size  # noqa: E402
 from edgekit.errors import ConfigError, ExportError, LintError, ModelError, ParityError  # noqa: E402
 from edgekit.fsutil import sha256_file  # noqa: E402
 from edgekit.meta import read_meta  # noqa: E402
@@ -45,7 +45,7 @@ def test_checkpoint_exports_with_its_metadata_and_target_opset(tmp_path):
     assert meta.precision == "fp32" and meta.target == "jetson-nano"
     assert meta.extra["export"]["opset"] == 13
     # the file runs in ONNX Runtime and matches PyTorch
-    from edgekit.desktop.models import load_checkpoint
+    from edgekit.desktop.train.models import load_checkpoint
 
     model, _ = load_checkpoint(ckpt)
     x = np.random.default_rng(5).standard_normal((1, 3, 32, 32)).astype(np.float32)

@@ -8,7 +8,7 @@ pytest.importorskip("torchvision")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from edgekit.desktop.export import export_model  # noqa: E402
+from edgekit.desktop.export.run import export_model  # noqa: E402
 from edgekit.meta import IMAGENET_MEAN, IMAGENET_STD, read_meta  # noqa: E402
 
 QUIET = dict(log=lambda text: None)

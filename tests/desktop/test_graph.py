@@ -1,4 +1,4 @@
-"""edgekit.desktop.graph (C3): per-layer FLOPs, params and bytes from ONNX shape inference,
+"""edgekit.desktop.export.graph (C3): per-layer FLOPs, params and bytes from ONNX shape inference,
 checked against hand-computed values on graphs built here with onnx.helper."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.desktop.graph import layer_costs, summarize
+from edgekit.desktop.export.graph import layer_costs, summarize
 from edgekit.errors import ModelError
 
 

@@ -10,8 +10,8 @@ onnx = pytest.importorskip("onnx")
 import export_models as em  # noqa: E402
 
 from edgekit.cli import main  # noqa: E402
-from edgekit.desktop.export import export_model  # noqa: E402
-from edgekit.desktop.inspect import inspect_model  # noqa: E402
+from edgekit.desktop.export.run import export_model  # noqa: E402
+from edgekit.desktop.export.inspect import inspect_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-from edgekit.desktop.lint import lint_model, load_table, table_sources  # noqa: E402
+from edgekit.desktop.export.lint import lint_model, load_table, table_sources  # noqa: E402
 from edgekit.targets import get_target  # noqa: E402
 
 F = TensorProto.FLOAT

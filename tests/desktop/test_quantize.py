@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 pytest.importorskip("torch")
 
-from edgekit.desktop.quantize import AccuracyDropError, quantize  # noqa: E402
+from edgekit.desktop.quantize.run import AccuracyDropError, quantize  # noqa: E402
 from edgekit.engine.calib_cache import read_calibration_cache  # noqa: E402
 from edgekit.errors import ConfigError, DatasetError, ModelError, PrecisionError  # noqa: E402
 from edgekit.meta import read_meta  # noqa: E402
@@ -69,7 +69,7 @@ def test_int8_for_cpu_is_u8s8_qdq_with_accuracy_report(assets, tmp_path):
 
 
 def test_calibration_cache_holds_amax_over_127_of_the_preprocessed_input(assets, tmp_path):
-    from edgekit.desktop.calibration import list_images, load_tensors, split_images
+    from edgekit.desktop.quantize.calibration import list_images, load_tensors, split_images
 
     out = str(tmp_path / "m.int8.onnx")
     quantize(assets["good"], out, "int8", "x86-cpu", calib=assets["calib"], show=False)
@@ -232,7 +232,7 @@ def test_cli_exit_codes(assets, tmp_path, capsys):
 
 # -- pieces -------------------------------------------------------------------------------------
 def test_reader_feeds_the_shared_preprocessing(assets):
-    from edgekit.desktop.calibration import list_images, load_tensors, make_reader
+    from edgekit.desktop.quantize.calibration import list_images, load_tensors, make_reader
     from edgekit.vision.preprocess import Preprocessor, read_image
 
     paths = list_images(assets["calib"])[:3]
@@ -248,7 +248,7 @@ def test_reader_feeds_the_shared_preprocessing(assets):
 
 
 def test_split_is_seeded_and_disjoint():
-    from edgekit.desktop.calibration import split_images
+    from edgekit.desktop.quantize.calibration import split_images
 
     paths = ["%02d.png" % i for i in range(20)]
     calib, held = split_images(paths, count=10)
@@ -259,7 +259,7 @@ def test_split_is_seeded_and_disjoint():
 
 
 def test_auto_exclude_grows_worst_first_until_within_limit():
-    from edgekit.desktop.sensitivity import auto_exclude
+    from edgekit.desktop.quantize.sensitivity import auto_exclude
 
     ranked = [{"node": "c", "score": 3.0}, {"node": "a", "score": 2.0}, {"node": "b", "score": 1.0}]
     drops = {("c",): 5.0, ("c", "a"): 0.5}

@@ -17,7 +17,7 @@ from edgekit.meta import read_meta  # noqa: E402
 def _detector(path, labels):
     import onnx
 
-    from edgekit.desktop.models import build_model
+    from edgekit.desktop.train.models import build_model
     from edgekit.meta import ModelMeta, attach_to_onnx
 
     torch.manual_seed(0)
@@ -36,7 +36,7 @@ def _detector(path, labels):
 
 @pytest.fixture(scope="module")
 def yolo(tmp_path_factory):
-    from edgekit.desktop.data import SHAPE_CLASSES, make_shapes
+    from edgekit.desktop.data.datasets import SHAPE_CLASSES, make_shapes
 
     root = tmp_path_factory.mktemp("det")
     data = make_shapes(str(root / "shapes"), task="detection", train=3, val=4, size=64, seed=1)
@@ -44,7 +44,7 @@ def yolo(tmp_path_factory):
 
 
 def test_detector_reports_map50_and_agreement(yolo, tmp_path):
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.quantize.run import quantize
 
     model = _detector(str(tmp_path / "det.onnx"), yolo["labels"])
     calib = os.path.join(yolo["data"], "images", "train")
@@ -63,7 +63,7 @@ def test_detector_reports_map50_and_agreement(yolo, tmp_path):
 
 
 def test_yolo_names_must_match_the_model(yolo, tmp_path):
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.quantize.run import quantize
 
     model = _detector(str(tmp_path / "det.onnx"), ["car", "person", "bike", "dog", "cat"])
     with pytest.raises(DatasetError, match="do not match"):
@@ -73,7 +73,7 @@ def test_yolo_names_must_match_the_model(yolo, tmp_path):
 def test_classifier_refuses_a_yolo_val_set(yolo, tmp_path):
     import quantize_helpers as helpers
 
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.quantize.run import quantize
 
     model = helpers.build_classifier(str(tmp_path / "c.onnx"))
     with pytest.raises(DatasetError, match="YOLO detection set but the model is a classifier"):

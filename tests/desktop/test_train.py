@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.desktop.data import make_shapes
-from edgekit.desktop.models import FORMAT, build_model, load_checkpoint, load_pretrained
-from edgekit.desktop.train import train
+from edgekit.desktop.data.datasets import make_shapes
+from edgekit.desktop.train.models import FORMAT, build_model, load_checkpoint, load_pretrained
+from edgekit.desktop.train.run import train
 from edgekit.errors import ConfigError, ModelError
 
 torch.set_num_threads(1)
@@ -88,7 +88,7 @@ def test_bad_checkpoints_are_model_errors(tmp_path):
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, cls_data, cls_run, monkeypatch):
-    from edgekit.desktop import train as train_module
+    from edgekit.desktop.train import run as train_module
 
     def crash(self, epoch, record):
         raise KeyboardInterrupt                      # killed right after epoch 1 was saved
@@ -113,7 +113,7 @@ def test_early_stopping_on_target(tmp_path, cls_data):
 
 
 def test_detector_trains_and_decodes(tmp_path):
-    from edgekit.desktop.data import load_yolo
+    from edgekit.desktop.data.datasets import load_yolo
     from edgekit.meta import ModelMeta
     from edgekit.vision.centernet import decode
     from edgekit.vision.preprocess import Preprocessor, read_image
@@ -162,7 +162,7 @@ def test_tiny_models_export_to_opset_13_with_tensorrt_82_ops(tmp_path, arch, sha
 
 
 def test_torchvision_recipes_build_and_load_local_weights(tmp_path):
-    from edgekit.desktop.recipe import load_recipe
+    from edgekit.desktop.train.recipe import load_recipe
 
     for name in ("mobilenet_v2", "mobilenet_v3_small", "resnet18"):
         rec = load_recipe(name)
@@ -179,7 +179,7 @@ def test_torchvision_recipes_build_and_load_local_weights(tmp_path):
 
 
 def test_recipe_errors():
-    from edgekit.desktop.recipe import load_recipe
+    from edgekit.desktop.train.recipe import load_recipe
 
     with pytest.raises(ConfigError, match="unknown recipe key 'epoch'"):
         load_recipe({"task": "classification", "model": {"arch": "tiny_cnn"}, "epoch": 3})
@@ -207,8 +207,8 @@ def test_cli_trains_and_prints_json(tmp_path, cls_data, capsys):
 
 
 def test_thread_choice(monkeypatch):
-    from edgekit.desktop.ddp import DistInfo
-    from edgekit.desktop.train import pick_threads
+    from edgekit.desktop.train.ddp import DistInfo
+    from edgekit.desktop.train.run import pick_threads
 
     info = DistInfo()
     assert pick_threads(3, info) == 3
@@ -226,7 +226,7 @@ def test_thread_choice(monkeypatch):
 
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v3_small", "resnet18"])
 def test_torchvision_recipes_train_a_step(tmp_path, cls_data, arch):
-    from edgekit.desktop.recipe import load_recipe
+    from edgekit.desktop.train.recipe import load_recipe
 
     rec = load_recipe(arch)
     rec.update(input={"size": [32, 32]}, epochs=1, batch=12)

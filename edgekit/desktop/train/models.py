@@ -45,7 +45,7 @@ class TinyCNN(nn.Module):
 
 
 def _tiny_centernet(num_classes, **kwargs):
-    from edgekit.desktop.detector import TinyCenterNet
+    from edgekit.desktop.train.detector import TinyCenterNet
 
     return TinyCenterNet(num_classes, **kwargs)
 

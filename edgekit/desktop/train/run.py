@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 
-from edgekit.desktop import ddp
-from edgekit.desktop.recipe import TASK_METRIC, apply_overrides, load_recipe
-from edgekit.desktop.tasks import TASKS
+from edgekit.desktop.train import ddp
+from edgekit.desktop.train.recipe import TASK_METRIC, apply_overrides, load_recipe
+from edgekit.desktop.train.tasks import TASKS
 from edgekit.errors import ConfigError
 from edgekit.fsutil import atomic_write_json, atomic_write_text
 from edgekit.meta import ModelMeta
@@ -30,7 +30,7 @@ from edgekit.progress import say
 
 def build_meta(rec, labels):
     h, w = rec["input"]["size"]
-    from edgekit.desktop.models import output_names
+    from edgekit.desktop.train.models import output_names
 
     return ModelMeta(task=rec["task"], labels=labels,
                      input={"name": "images", "shape": [1, 3, h, w], "layout": "NCHW", "dtype": "float32"},
@@ -43,7 +43,7 @@ def resolve_data(data, rec, out, info, cache=None):
     """'shapes' -> generate (rank 0) and return the cached folder; else the path as given."""
     if os.fspath(data) != "shapes":
         return os.path.abspath(os.fspath(data))
-    from edgekit.desktop.data import make_shapes
+    from edgekit.desktop.data.datasets import make_shapes
 
     spec = dict(rec["data"].get("shapes") or {})
     seed = int(spec.pop("seed", rec["seed"]))
@@ -165,7 +165,7 @@ def _resume_state(out):
     path = os.path.join(out, "last.pt")
     if not os.path.isfile(path):
         raise ConfigError("--resume: %s not found" % path, hint="train once into this --out first, or drop --resume")
-    from edgekit.desktop.models import _torch_load
+    from edgekit.desktop.train.models import _torch_load
 
     state = _torch_load(path)
     if not isinstance(state, dict) or "optimizer" not in state:
@@ -186,8 +186,8 @@ class _Run(object):
         self.amp = bool(rec["amp"]) and self.device.type == "cuda"
 
     def run(self, data, weights, strict, state, data_cache):
-        from edgekit.desktop.augment import build_augment
-        from edgekit.desktop.models import build_model, load_pretrained
+        from edgekit.desktop.data.augment import build_augment
+        from edgekit.desktop.train.models import build_model, load_pretrained
         from edgekit.vision.preprocess import Preprocessor
 
         rec = self.rec
@@ -325,7 +325,7 @@ class _Run(object):
 
     # -- outputs (rank 0 only) -------------------------------------------------------------------
     def _checkpoint(self, epoch, record):
-        from edgekit.desktop.models import FORMAT, output_names
+        from edgekit.desktop.train.models import FORMAT, output_names
 
         meta = self.meta.to_dict()
         meta["source"]["epoch"] = epoch
@@ -338,7 +338,7 @@ class _Run(object):
                 "metrics": {k: v for k, v in record.items() if k != "per_class_ap50"}}
 
     def _save(self, epoch, record, improved):
-        from edgekit.desktop.models import save_checkpoint
+        from edgekit.desktop.train.models import save_checkpoint
 
         ckpt = self._checkpoint(epoch, record)
         if improved:

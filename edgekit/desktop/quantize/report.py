@@ -17,7 +17,7 @@ def _side(metric, agreement, latency):
 
 def build(job, result):
     """The report dict (the --json object)."""
-    from edgekit.desktop.quant_int8 import calib_path_for
+    from edgekit.desktop.quantize.int8 import calib_path_for
 
     ref_agree = None
     if job.evalset is not None:

@@ -4,7 +4,7 @@ The tables are data (facts from NVIDIA's documentation), committed beside this s
 records where it came from: repository, ref, commit and file. To rebuild::
 
     git clone https://github.com/onnx/onnx-tensorrt /tmp/onnx-tensorrt
-    python -m edgekit.desktop.trt_ops.build_tables /tmp/onnx-tensorrt
+    python -m edgekit.desktop.export.trt_ops.build_tables /tmp/onnx-tensorrt
 
 The docs are cross-checked against the parser's op registry at the same commit (the op names in
 ``DEFINE_BUILTIN_OP_IMPORTER(...)`` of builtin_op_importers.cpp / onnxOpImporters.cpp): each op gets
@@ -14,7 +14,7 @@ The docs are cross-checked against the parser's op registry at the same commit (
 
 Restrictions written in prose are kept verbatim (``restrictions``) and, where a phrase can be checked
 on an ONNX graph offline, also turned into machine-checkable ``checks`` (see ``PHRASES``); the lint
-(``edgekit.desktop.lint``) interprets those check kinds.
+(``edgekit.desktop.export.lint``) interprets those check kinds.
 """
 
 import json

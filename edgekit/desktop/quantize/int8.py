@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 
-from edgekit.desktop.quantize import (CALIB_METHODS, SCHEMES, Result, evaluate_candidate, evaluate_reference,
+from edgekit.desktop.quantize.run import (CALIB_METHODS, SCHEMES, Result, evaluate_candidate, evaluate_reference,
                                       measure_latency, quantized_meta, save_with_meta)
 from edgekit.errors import ModelError
 from edgekit.progress import say, warn
@@ -61,7 +61,7 @@ def preprocess_model(src, dest):
 
 def calibrate(model_path, input_name, tensors, method, work):
     """Ranges of every float tensor over the calibration tensors -> path of ORT's JSON cache."""
-    from edgekit.desktop.calibration import make_reader
+    from edgekit.desktop.quantize.calibration import make_reader
 
     q = _ort_quant()
     cal_method = getattr(q.CalibrationMethod, CALIB_METHODS[method])
@@ -132,7 +132,7 @@ def _check_opset(path, target):
 
 
 def _sensitivity(job, prep, ranges_path, scheme, candidates_proto, work):
-    from edgekit.desktop import evaluate, sensitivity
+    from edgekit.desktop.quantize import evaluate, sensitivity
 
     nodes = sensitivity.candidates(candidates_proto, exclude=job.exclude)
     subset = job.evalset.subset(sensitivity.SENSITIVITY_IMAGES)
@@ -151,8 +151,8 @@ def _sensitivity(job, prep, ranges_path, scheme, candidates_proto, work):
 
 
 def run_int8(job, work):
-    from edgekit.desktop.calibration import load_tensors
-    from edgekit.desktop import sensitivity
+    from edgekit.desktop.quantize.calibration import load_tensors
+    from edgekit.desktop.quantize import sensitivity
 
     scheme = SCHEMES[job.target.runtime]
     described = describe_scheme(scheme)

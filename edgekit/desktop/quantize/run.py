@@ -116,7 +116,7 @@ def _prepare(model, out, precision, target, calib, calib_method, calib_count, va
              auto_exclude, force, meta, show):
     import onnx
 
-    from edgekit.desktop import calibration, evaluate
+    from edgekit.desktop.quantize import calibration, evaluate
 
     target = get_target(target)
     _check_flags(precision, target, calib, calib_method, calib_count, max_drop, auto_exclude, val)
@@ -180,18 +180,18 @@ def quantize(model, out, precision, target, calib=None, calib_method="minmax", c
     Raises a UserError (one line, exit 2) for bad input, a target that cannot run the precision
     (unless ``force``), or an accuracy drop above ``max_drop``; then nothing is written.
     """
-    from edgekit.desktop import quant_report as report_mod
+    from edgekit.desktop.quantize import report as report_mod
 
     job = _prepare(model, out, precision, target, calib, calib_method, calib_count, val, max_drop,
                    tuple(exclude or ()), auto_exclude, force, meta, show)
     work = tempfile.mkdtemp(prefix="edgekit-quantize-")
     try:
         if job.precision == "fp16":
-            from edgekit.desktop.quant_fp16 import run_fp16
+            from edgekit.desktop.quantize.fp16 import run_fp16
 
             result = run_fp16(job, work)
         else:
-            from edgekit.desktop.quant_int8 import run_int8
+            from edgekit.desktop.quantize.int8 import run_int8
 
             result = run_int8(job, work)
         report = report_mod.build(job, result)
@@ -243,7 +243,7 @@ def drop_pp(job, ref_metric, cand_metric, cand_agreement):
 
 def evaluate_candidate(job, ref_run, path, desc):
     """Run a candidate model over the job's images -> (run, metric, agreement, drop_pp, basis)."""
-    from edgekit.desktop import evaluate
+    from edgekit.desktop.quantize import evaluate
 
     run = evaluate.run_model(path, job.eval_meta, job.evalset, desc=desc, show=job.show)
     cand_metric = evaluate.metric(run, job.evalset, job.eval_meta)
@@ -255,7 +255,7 @@ def evaluate_candidate(job, ref_run, path, desc):
 
 def evaluate_reference(job):
     """Run the FP32 model once; stores job.ref_run and job.ref_metric (None without images)."""
-    from edgekit.desktop import evaluate
+    from edgekit.desktop.quantize import evaluate
 
     job.ref_run, job.ref_metric = None, {}
     if job.evalset is None:
@@ -275,7 +275,7 @@ def latency_feed(job):
 
 def measure_latency(job, paths):
     """{name: ms} on ONNX Runtime CPU, side by side; say so."""
-    from edgekit.desktop import evaluate
+    from edgekit.desktop.quantize import evaluate
 
     say("measuring ONNX Runtime CPU latency side by side (%s)" % ", ".join(paths))
     return evaluate.latency_side_by_side(paths, latency_feed(job))

@@ -9,7 +9,7 @@
 
 import os
 
-from edgekit.desktop.quantize import (Result, evaluate_candidate, evaluate_reference, measure_latency,
+from edgekit.desktop.quantize.run import (Result, evaluate_candidate, evaluate_reference, measure_latency,
                                       quantized_meta, save_with_meta)
 from edgekit.errors import ModelError
 from edgekit.progress import say
@@ -35,7 +35,7 @@ def fp16_copy(src, dest, feed):
 def run_fp16(job, work):
     import onnx
 
-    from edgekit.desktop.quantize import latency_feed
+    from edgekit.desktop.quantize.run import latency_feed
 
     tensorrt = job.target.uses_tensorrt
     feed = latency_feed(job)

@@ -97,7 +97,7 @@ def _meta_overrides(value):
         return {}
     if isinstance(value, dict):
         return dict(value)
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
 
     data = load_yaml(value)
     if not isinstance(data, dict):
@@ -295,7 +295,7 @@ def convert_opset(model, opset):
     import onnx
     from onnx import version_converter
 
-    from edgekit.desktop.lint import _opset
+    from edgekit.desktop.export.lint import _opset
 
     current = _opset(model)
     if current is None or current <= opset:
@@ -316,7 +316,7 @@ def convert_opset(model, opset):
 
 def input_spec(model):
     """(name, dims) of the first real graph input."""
-    from edgekit.desktop.lint import _dims
+    from edgekit.desktop.export.lint import _dims
 
     initializers = set(i.name for i in model.graph.initializer)
     for inp in model.graph.input:
@@ -335,7 +335,7 @@ def build_meta(base, overrides, labels, input_name, shape, target, output_dims, 
         data["labels"] = labels
     data.setdefault("task", "classification")
     if "preprocess" not in data:
-        from edgekit.desktop.sources import _imagenet_defaults
+        from edgekit.desktop.export.loaders import _imagenet_defaults
 
         data["preprocess"] = _imagenet_defaults()["preprocess"]
         note_sink("no preprocessing given: assuming ImageNet mean/std, RGB, stretch (set it with --meta FILE.yaml)")
@@ -373,8 +373,8 @@ def precheck_meta(base, overrides, labels, target):
 def export_model(source, out, target="jetson-nano", input_size=None, batch=1, opset=None, weights=None,
                  labels=None, simplify=True, meta_overrides=None, strict=False, tolerance=None, log=say):
     """Export SOURCE to ``out`` (see module doc). Returns the report dict. Raises UserError subclasses."""
-    from edgekit.desktop import parity
-    from edgekit.desktop.sources import load_source
+    from edgekit.desktop.export import parity
+    from edgekit.desktop.export.loaders import load_source
     from edgekit.fsutil import sha256_bytes
     from edgekit.meta import attach_to_onnx
 
@@ -455,7 +455,7 @@ class Reference(object):
 def verify_parity(model, reference, shape, dynamic, input_name, tol, log, note=None):
     """Parity on PARITY_INPUTS seeded inputs (plus one at batch 2 when the batch is dynamic).
     Returns (stats per output, number of inputs); raises ParityError listing every failing output."""
-    from edgekit.desktop import parity
+    from edgekit.desktop.export import parity
 
     inputs = parity.make_inputs(shape, PARITY_INPUTS, seed=0)
     if dynamic:
@@ -478,7 +478,7 @@ def verify_parity(model, reference, shape, dynamic, input_name, tol, log, note=N
 
 def lint_step(model, target, strict, log):
     """Lint for the target, print the problems; with ``strict`` any problem is a LintError."""
-    from edgekit.desktop.lint import format_problems, lint_model, summary_line
+    from edgekit.desktop.export.lint import format_problems, lint_model, summary_line
 
     lint = lint_model(model, target)
     log(summary_line(lint))
@@ -518,7 +518,7 @@ def _from_torch(loaded, hw, batch, opset, log):
     channels = ((loaded.meta.get("input") or {}).get("shape") or [1, 3])[1]
     shape = [1 if batch == "dynamic" else batch, channels if isinstance(channels, int) else 3, hw[0], hw[1]]
     x = torch.zeros(shape).normal_(generator=torch.Generator().manual_seed(0))
-    from edgekit.desktop.parity import flatten_outputs
+    from edgekit.desktop.export.parity import flatten_outputs
 
     result = run_eager(module, x)
     outputs = flatten_outputs(result)
@@ -528,7 +528,7 @@ def _from_torch(loaded, hw, batch, opset, log):
     if len(names) != len(outputs):
         names = _output_names(result, len(outputs))
     data = torch_to_onnx(module, x, opset, names, batch == "dynamic")
-    from edgekit.desktop.parity import run_torch
+    from edgekit.desktop.export.parity import run_torch
 
     reference = Reference(lambda inputs: run_torch(module, inputs, names), "ONNX vs PyTorch")
     return onnx.load_from_string(data), reference, shape, INPUT_NAME
@@ -544,8 +544,8 @@ def _output_names(result, count):
 
 def _from_onnx(loaded, hw, batch, opset, note):
     """ONNX passthrough: opset conversion if needed; fix shapes. Returns (model, Reference, shape, input name)."""
-    from edgekit.desktop.lint import _opset
-    from edgekit.desktop.parity import run_onnx
+    from edgekit.desktop.export.lint import _opset
+    from edgekit.desktop.export.parity import run_onnx
 
     model = loaded.onnx_model
     source_bytes = model.SerializeToString()         # the reference, before any change

@@ -64,8 +64,8 @@ def _is_yolo(path):
 
 def load_val(val, meta, show=True):
     """--val DIR -> labelled EvalSet: ImageFolder for classifiers, YOLO (data.yaml) for detectors."""
-    from edgekit.desktop import data
-    from edgekit.desktop.calibration import load_tensors
+    from edgekit.desktop.data import datasets as data
+    from edgekit.desktop.quantize.calibration import load_tensors
 
     val = os.fspath(val)
     if not os.path.exists(val):
@@ -101,7 +101,7 @@ def load_val(val, meta, show=True):
 
 
 def from_images(paths, meta, show=True):
-    from edgekit.desktop.calibration import load_tensors
+    from edgekit.desktop.quantize.calibration import load_tensors
 
     return EvalSet(load_tensors(paths, meta, what="held-out", show=show), None, "unlabelled", None, list(paths))
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.desktop import data as D
+from edgekit.desktop.data import datasets as D
 from edgekit.errors import DatasetError
 
 
@@ -72,7 +72,7 @@ class Detection(object):
         return train, val, labels
 
     def datasets(self, train, val, pre, augment, seed, meta):
-        from edgekit.desktop.detector import TargetEncoder
+        from edgekit.desktop.train.detector import TargetEncoder
 
         encode = TargetEncoder(len(meta.labels), meta.input_hw, int(meta.decoder.get("stride", 8)))
 
@@ -83,7 +83,7 @@ class Detection(object):
         return make(train, augment), make(val, None)
 
     def loss(self):
-        from edgekit.desktop.detector import CenterNetLoss
+        from edgekit.desktop.train.detector import CenterNetLoss
 
         return CenterNetLoss()
 

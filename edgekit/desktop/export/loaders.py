@@ -74,9 +74,9 @@ def _load_checkpoint(source, opts):
                          hint="for plain weights use SOURCE torchvision:NAME or package.module:factory "
                          "with --weights %s" % source)
     try:
-        from edgekit.desktop.models import load_checkpoint
+        from edgekit.desktop.train.models import load_checkpoint
     except ImportError as exc:
-        raise ExportError("edgekit checkpoints need edgekit.desktop.models (%s)" % exc,
+        raise ExportError("edgekit checkpoints need edgekit.desktop.train.models (%s)" % exc,
                           hint="install edgekit with the train extra")
     module, ckpt = load_checkpoint(source)
     arch = ckpt.get("arch", {})

@@ -1,6 +1,6 @@
 """Offline TensorRT lint: what the target's TensorRT ONNX parser would reject, found without TensorRT.
 
-The facts come from per-release tables in ``edgekit/desktop/trt_ops/<series>.json`` built from
+The facts come from per-release tables in ``edgekit/desktop/export/trt_ops/<series>.json`` built from
 onnx-tensorrt's ``docs/operators.md`` (each table names its repository, ref and commit). The lint checks:
 
 - the model's ``ai.onnx`` opset against the parser's range;

@@ -8,7 +8,7 @@
   with ``flops_note``), by_op, layers (with ``layers=True``), lint {target, ok, problems, ...},
   estimate {target, precision, latency_ms, method, error_note} (or None with ``estimate_note``).
 
-FLOPs and parameters come from ``edgekit.desktop.graph`` and the latency estimate from
+FLOPs and parameters come from ``edgekit.desktop.export.graph`` and the latency estimate from
 ``edgekit.profiler.estimate`` (contract C3); this module only assembles them.
 """
 
@@ -42,7 +42,7 @@ def _dtype(type_proto):
 
 
 def _io(values, exclude=()):
-    from edgekit.desktop.lint import _dims
+    from edgekit.desktop.export.lint import _dims
 
     return [{"name": v.name, "shape": _dims(v.type), "dtype": _dtype(v.type)} for v in values if v.name not in exclude]
 
@@ -61,7 +61,7 @@ def _metadata(model):
 
 
 def _histogram(model):
-    from edgekit.desktop.lint import _walk
+    from edgekit.desktop.export.lint import _walk
 
     counts = {}
     for node in _walk(model.graph):
@@ -90,7 +90,7 @@ def _input_shapes(inputs, meta, input_size):
 def _costs(model, shapes):
     """(costs list or None, note)."""
     try:
-        from edgekit.desktop.graph import layer_costs
+        from edgekit.desktop.export.graph import layer_costs
     except ImportError as exc:
         return None, "FLOPs unavailable: %s" % exc
     try:
@@ -137,8 +137,8 @@ def engine_precision(target, meta):
 def inspect_model(path, target=None, layers=False, input_size=None):
     """Describe an ONNX file (see module doc). ``input_size`` (H, W) or "HxW" pins a dynamic height/width
     for the FLOPs and the estimate. Raises ModelError for a missing or unreadable file."""
-    from edgekit.desktop.export import parse_input_size
-    from edgekit.desktop.lint import lint_model
+    from edgekit.desktop.export.run import parse_input_size
+    from edgekit.desktop.export.lint import lint_model
     from edgekit.fsutil import sha256_file
 
     input_size = parse_input_size(input_size)
@@ -161,7 +161,7 @@ def inspect_model(path, target=None, layers=False, input_size=None):
         info["cost_input_shapes"] = shapes
     costs, note = _costs(model, shapes)
     if costs is not None:
-        from edgekit.desktop.graph import summarize
+        from edgekit.desktop.export.graph import summarize
 
         summary = summarize(costs)
         info.update(params=_params(model), flops=summary["flops"], by_op=summary["by_op"],

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from edgekit.desktop.shapes import CLASSES as SHAPE_CLASSES, make_shapes  # noqa: F401  (re-export)
+from edgekit.desktop.data.shapes import CLASSES as SHAPE_CLASSES, make_shapes  # noqa: F401  (re-export)
 from edgekit.errors import DatasetError
 from edgekit.progress import warn
 
@@ -81,7 +81,7 @@ def list_image_folder(root, strict=False, class_names=None):
 
 # -- YOLO -----------------------------------------------------------------------------------------
 def _yolo_config(root_or_yaml):
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
     from edgekit.errors import ConfigError
 
     path = os.fspath(root_or_yaml)

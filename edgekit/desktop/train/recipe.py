@@ -81,7 +81,7 @@ def load_recipe(recipe):
     if isinstance(recipe, dict):
         data = recipe
     else:
-        from edgekit.config import load_yaml
+        from edgekit.yamlfile import load_yaml
 
         path = find_recipe(os.fspath(recipe))
         data = load_yaml(path)
@@ -118,7 +118,7 @@ def validate(rec):
         raise ConfigError("unknown optimizer %r" % rec["optimizer"]["name"], hint="use %s" % ", ".join(OPTIMIZERS))
     if rec["schedule"]["name"] not in SCHEDULES:
         raise ConfigError("unknown schedule %r" % rec["schedule"]["name"], hint="use %s" % ", ".join(SCHEDULES))
-    from edgekit.desktop.augment import build_augment
+    from edgekit.desktop.data.augment import build_augment
 
     build_augment(rec["augment"])           # validates the names
     return rec
