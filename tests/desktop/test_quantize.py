@@ -217,6 +217,25 @@ def test_flag_errors(assets, tmp_path, kwargs, message):
         quantize(assets["good"], str(tmp_path / "o.onnx"), precision, "x86-cpu", show=False, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"precision": "int4"}, "unknown precision 'int4'"),
+    ({"target": "jetson-nanoo"}, "unknown target"),
+    ({"calib_count": 0}, "--calib-count must be at least 1"),
+    ({"max_drop": -1.0}, "--max-drop must be >= 0"),
+    ({"calib_method": "magic"}, "unknown calibration method"),
+])
+def test_job_checks_its_values_when_built(kwargs, message):
+    from edgekit.desktop.quantize.job import Job
+
+    fields = dict({"model": "m.onnx", "out": "o.onnx", "precision": "int8", "target": "x86-cpu", "calib": "C"},
+                  **kwargs)
+    with pytest.raises(ConfigError, match=message) as caught:
+        Job(**fields)
+    assert "\n" not in str(caught.value)
+    job = Job(model="m.onnx", out="o.onnx", precision="int8", target="x86-cpu", calib="C", exclude=("a",))
+    assert job.target.name == "x86-cpu" and job.exclude == ["a"] and job.warnings == [] and job.evalset is None
+
+
 def test_cli_exit_codes(assets, tmp_path, capsys):
     from edgekit.cli import main
 

@@ -9,8 +9,8 @@
 
 import os
 
-from edgekit.desktop.quantize.run import (Result, evaluate_candidate, evaluate_reference, measure_latency,
-                                      quantized_meta, save_with_meta)
+from edgekit.desktop.quantize.job import (Result, evaluate_candidate, evaluate_reference, latency_feed,
+                                          measure_latency, quantized_meta, save_with_meta)
 from edgekit.errors import ModelError
 from edgekit.progress import say
 
@@ -34,8 +34,6 @@ def fp16_copy(src, dest, feed):
 
 def run_fp16(job, work):
     import onnx
-
-    from edgekit.desktop.quantize.run import latency_feed
 
     tensorrt = job.target.uses_tensorrt
     feed = latency_feed(job)

@@ -2,6 +2,7 @@
 
 import os
 
+from edgekit.desktop.quantize.job import calib_path_for
 from edgekit.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
 from edgekit.table import format_markdown, format_table
 
@@ -17,8 +18,6 @@ def _side(metric, agreement, latency):
 
 def build(job, result):
     """The report dict (the --json object)."""
-    from edgekit.desktop.quantize.int8 import calib_path_for
-
     ref_agree = None
     if job.evalset is not None:
         ref_agree = {"top1": 1.0, "cosine": 1.0, "images": len(job.evalset)}
