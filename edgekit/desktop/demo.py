@@ -214,18 +214,18 @@ def write_demo_video(path, seed=0, seconds=8, width=VIDEO["width"], height=VIDEO
     background, written by OpenCV (mp4v). Returns the number of frames."""
     import cv2
 
-    from edgekit.desktop.data.shapes import CLASSES, _background, _contrasting_colour, draw_shape
+    from edgekit.desktop.data.shapes import CLASSES, textured_background, contrasting_colour, draw_shape
     from edgekit.fsutil import atomic_write
 
     rng = np.random.default_rng(seed)
-    background = cv2.resize(_background(rng, 256), (width, height), interpolation=cv2.INTER_LINEAR)
+    background = cv2.resize(textured_background(rng, 256), (width, height), interpolation=cv2.INTER_LINEAR)
     objects = []
     for i in range(4):
         r = rng.uniform(0.08, 0.14) * height
         objects.append({"kind": CLASSES[i % len(CLASSES)], "r": r,
                         "pos": rng.uniform([r, r], [width - r, height - r]),
                         "vel": rng.uniform(-4, 4, size=2) * (30.0 / fps), "angle": rng.uniform(0, 6.28),
-                        "colour": _contrasting_colour(rng, background)})
+                        "colour": contrasting_colour(rng, background)})
     count = int(seconds * fps)
     tmp = path + ".part.mp4"
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))

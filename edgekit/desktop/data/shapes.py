@@ -18,7 +18,7 @@ SPLITS = ("train", "val")
 MARKER = ".edgekit-shapes.json"
 
 
-def _background(rng, size):
+def textured_background(rng, size):
     """A textured noisy background: low-frequency colour blobs + stripes + pixel noise."""
     import cv2
 
@@ -37,7 +37,7 @@ def _background(rng, size):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _contrasting_colour(rng, background):
+def contrasting_colour(rng, background):
     mean = background.reshape(-1, 3).mean(axis=0)
     for _ in range(20):
         colour = rng.integers(0, 256, size=3)
@@ -85,10 +85,10 @@ def draw_shape(img, kind, cx, cy, r, angle, colour):
 
 
 def classification_image(rng, size, label):
-    img = _background(rng, size)
+    img = textured_background(rng, size)
     r = rng.uniform(0.16, 0.34) * size
     cx, cy = rng.uniform(r, size - r, size=2)
-    draw_shape(img, CLASSES[label], cx, cy, r, rng.uniform(0, 2 * np.pi), _contrasting_colour(rng, img))
+    draw_shape(img, CLASSES[label], cx, cy, r, rng.uniform(0, 2 * np.pi), contrasting_colour(rng, img))
     return img, label
 
 
@@ -102,7 +102,7 @@ def _iou(a, b):
 
 def detection_image(rng, size, max_objects=4):
     """An image with 1..max_objects shapes that overlap little; returns (img, [(cls, x1, y1, x2, y2)])."""
-    img = _background(rng, size)
+    img = textured_background(rng, size)
     objects = []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
@@ -115,7 +115,7 @@ def detection_image(rng, size, max_objects=4):
             continue
         label = int(rng.integers(len(CLASSES)))
         tight = draw_shape(img, CLASSES[label], cx, cy, r, rng.uniform(0, 2 * np.pi),
-                           _contrasting_colour(rng, img))
+                           contrasting_colour(rng, img))
         objects.append((label, box, tight))
     return img, [(label, *tight) for label, _, tight in objects]
 

@@ -42,9 +42,9 @@ def _dtype(type_proto):
 
 
 def _io(values, exclude=()):
-    from edgekit.desktop.export.lint import _dims
+    from edgekit.desktop.export.lint import dims_of
 
-    return [{"name": v.name, "shape": _dims(v.type), "dtype": _dtype(v.type)} for v in values if v.name not in exclude]
+    return [{"name": v.name, "shape": dims_of(v.type), "dtype": _dtype(v.type)} for v in values if v.name not in exclude]
 
 
 def _metadata(model):
@@ -61,10 +61,10 @@ def _metadata(model):
 
 
 def _histogram(model):
-    from edgekit.desktop.export.lint import _walk
+    from edgekit.desktop.export.lint import walk_nodes
 
     counts = {}
-    for node in _walk(model.graph):
+    for node in walk_nodes(model.graph):
         key = node.op_type if node.domain in ("", "ai.onnx") else "%s:%s" % (node.domain, node.op_type)
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -69,7 +69,7 @@ class _Graph(object):
 
         self.onnx = onnx
         self.model = model
-        self.opset = _opset(model)
+        self.opset = opset_of(model)
         graph = model.graph
         input_names = set(i.name for i in graph.input)
         self.constants = {}
@@ -77,7 +77,7 @@ class _Graph(object):
             if init.name not in input_names:
                 self.constants[init.name] = init
         self.consumers = {}
-        self.nodes = list(_walk(graph))
+        self.nodes = list(walk_nodes(graph))
         for node in self.nodes:
             if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
                 for attr in node.attribute:
@@ -150,27 +150,27 @@ def _decode(value):
     return value
 
 
-def _opset(model):
+def opset_of(model):
     for entry in model.opset_import:
         if entry.domain in STANDARD_DOMAINS:
             return entry.version
     return None
 
 
-def _walk(graph):
+def walk_nodes(graph):
     for node in graph.node:
         yield node
         for attr in node.attribute:
             if attr.type == attr.GRAPH:
-                for sub in _walk(attr.g):
+                for sub in walk_nodes(attr.g):
                     yield sub
             elif attr.type == attr.GRAPHS:
                 for g in attr.graphs:
-                    for sub in _walk(g):
+                    for sub in walk_nodes(g):
                         yield sub
 
 
-def _dims(type_proto):
+def dims_of(type_proto):
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
         return None
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
@@ -188,7 +188,7 @@ def _shapes(model):
     shapes = {}
     graph = inferred.graph
     for info in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = _dims(info.type)
+        dims = dims_of(info.type)
         if dims is not None:
             shapes[info.name] = dims
     for init in graph.initializer:
@@ -414,7 +414,7 @@ def _rule_dynamic(g, table, target):
     for inp in g.model.graph.input:
         if inp.name in initializers:
             continue
-        dims = _dims(inp.type) or []
+        dims = dims_of(inp.type) or []
         dynamic = [str(d) for d in dims if not (isinstance(d, int) and d > 0)]
         if dynamic:
             problems.append(_problem(

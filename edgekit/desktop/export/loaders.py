@@ -126,7 +126,7 @@ def _load_torchvision(source, opts):
     meta = {"source": {"kind": "torchvision", "name": name, "torchvision": torchvision.__version__,
                        "weights": os.path.basename(opts["weights"]) if opts.get("weights") else None,
                        "weights_sha256": sha, "framework": "torch"}}
-    meta.update(_imagenet_defaults())
+    meta.update(imagenet_defaults())
     note = ("torchvision classifier: preprocessing set to ImageNet mean/std, RGB, stretch to the input "
             "size (override with --meta FILE.yaml)")
     return Loaded("torchvision", "torchvision %s (%s)" % (name, "weights %s" % os.path.basename(opts["weights"])
@@ -134,7 +134,7 @@ def _load_torchvision(source, opts):
                   module=module, meta=meta, sha256=sha, default_meta_note=note)
 
 
-def _imagenet_defaults():
+def imagenet_defaults():
     from edgekit.meta import IMAGENET_MEAN, IMAGENET_STD
 
     return {"task": "classification",

@@ -295,9 +295,9 @@ def convert_opset(model, opset):
     import onnx
     from onnx import version_converter
 
-    from edgekit.desktop.export.lint import _opset
+    from edgekit.desktop.export.lint import opset_of
 
-    current = _opset(model)
+    current = opset_of(model)
     if current is None or current <= opset:
         return model
     try:
@@ -316,12 +316,12 @@ def convert_opset(model, opset):
 
 def input_spec(model):
     """(name, dims) of the first real graph input."""
-    from edgekit.desktop.export.lint import _dims
+    from edgekit.desktop.export.lint import dims_of
 
     initializers = set(i.name for i in model.graph.initializer)
     for inp in model.graph.input:
         if inp.name not in initializers:
-            return inp.name, _dims(inp.type) or []
+            return inp.name, dims_of(inp.type) or []
     raise ModelError("the ONNX model has no inputs")
 
 
@@ -335,9 +335,9 @@ def build_meta(base, overrides, labels, input_name, shape, target, output_dims, 
         data["labels"] = labels
     data.setdefault("task", "classification")
     if "preprocess" not in data:
-        from edgekit.desktop.export.loaders import _imagenet_defaults
+        from edgekit.desktop.export.loaders import imagenet_defaults
 
-        data["preprocess"] = _imagenet_defaults()["preprocess"]
+        data["preprocess"] = imagenet_defaults()["preprocess"]
         note_sink("no preprocessing given: assuming ImageNet mean/std, RGB, stretch (set it with --meta FILE.yaml)")
     if "decoder" not in data and data["task"] == "classification":
         data["decoder"] = {"type": "classification", "top_k": 5}
@@ -544,14 +544,14 @@ def _output_names(result, count):
 
 def _from_onnx(loaded, hw, batch, opset, note):
     """ONNX passthrough: opset conversion if needed; fix shapes. Returns (model, Reference, shape, input name)."""
-    from edgekit.desktop.export.lint import _opset
+    from edgekit.desktop.export.lint import opset_of
     from edgekit.desktop.export.parity import run_onnx
 
     model = loaded.onnx_model
     source_bytes = model.SerializeToString()         # the reference, before any change
-    before = _opset(model)
+    before = opset_of(model)
     model = convert_opset(model, opset)
-    if _opset(model) != before:
+    if opset_of(model) != before:
         note("converted the ONNX model from opset %s to %d" % (before, opset))
     name, dims = input_spec(model)
     initializers = set(i.name for i in model.graph.initializer)

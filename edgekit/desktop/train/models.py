@@ -97,7 +97,7 @@ def output_names(name):
     return list(_arch(name)[2])
 
 
-def _torch_load(path):
+def torch_load(path):
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -110,7 +110,7 @@ def _torch_load(path):
 
 def load_checkpoint(path):
     """An edgekit checkpoint -> (model in eval mode, checkpoint dict)."""
-    ckpt = _torch_load(path)
+    ckpt = torch_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ModelError("%s is not an edgekit checkpoint (format %r)" % (
             path, ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__),
@@ -136,7 +136,7 @@ def save_checkpoint(path, ckpt):
 def load_pretrained(model, path, log=None):
     """Load weights from a local file (torchvision state_dict, {"state_dict": ...} or an edgekit
     checkpoint) into ``model``, skipping tensors whose shape differs (a new classifier head)."""
-    data = _torch_load(path)
+    data = torch_load(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     elif isinstance(data, dict) and isinstance(data.get("model"), dict):

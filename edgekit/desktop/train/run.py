@@ -165,9 +165,9 @@ def _resume_state(out):
     path = os.path.join(out, "last.pt")
     if not os.path.isfile(path):
         raise ConfigError("--resume: %s not found" % path, hint="train once into this --out first, or drop --resume")
-    from edgekit.desktop.train.models import _torch_load
+    from edgekit.desktop.train.models import torch_load
 
-    state = _torch_load(path)
+    state = torch_load(path)
     if not isinstance(state, dict) or "optimizer" not in state:
         from edgekit.errors import ModelError
 
