@@ -67,10 +67,10 @@ def export_recipe(name, workdir, labels):
     (torch model in eval mode, ModelMeta, path of the .onnx)."""
     import torch
 
-    from edgekit.desktop.export import export_model
-    from edgekit.desktop.models import build_model, output_names
-    from edgekit.desktop.recipe import load_recipe
-    from edgekit.desktop.train import build_meta
+    from edgekit.desktop.export.run import export_model
+    from edgekit.desktop.train.models import build_model, output_names
+    from edgekit.desktop.train.recipe import load_recipe
+    from edgekit.desktop.train.run import build_meta
 
     rec = load_recipe(name)
     arch = rec["model"]["arch"]

@@ -25,32 +25,20 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))     # the tests' tiny classifier builder
 
 from _common import alternate, claim, median, write  # noqa: E402
+from standins.models import tiny_classifier  # noqa: E402
 
 WEIGHTS = 8 * 1024 * 1024          # float32 -> 32 MiB
 
 
 def _model(path):
     import numpy as np
-    import onnx
-    from onnx import TensorProto, helper
-
-    from edgekit.meta import ModelMeta, attach_to_onnx
 
     rows = WEIGHTS // 3
     w = np.random.default_rng(0).standard_normal((3, rows)).astype(np.float32)
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "w"], ["logits"])]
-    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, rows])],
-                              [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.tobytes(), raw=True)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    attach_to_onnx(model, ModelMeta.from_dict({
-        "task": "classification", "labels": ["a"], "input": {"name": "images", "shape": [1, 3, 8, 8]},
-        "preprocess": {}, "decoder": {"type": "classification"}}))
-    onnx.save(model, path)
+    tiny_classifier(path, labels=["a"], conv=0, head="matmul", weights=w, ir_version=None, meta_batch=1)
     return os.path.getsize(path)
 
 

@@ -36,7 +36,7 @@ def _source(name, size, work):
     """(SOURCE string for edgekit, nn.Module for the plain exports)."""
     import torch
 
-    from edgekit.desktop.models import build_model
+    from edgekit.desktop.train.models import build_model
 
     if name != "tiny_cnn":
         import torchvision
@@ -95,8 +95,8 @@ def _opset(model):
 def measure(name, size, work):
     import torch
 
-    from edgekit.desktop.export import export_model
-    from edgekit.desktop.lint import lint_model
+    from edgekit.desktop.export.run import export_model
+    from edgekit.desktop.export.lint import lint_model
 
     source, model = _source(name, size, work)
     x = torch.randn(1, 3, size, size)

@@ -98,7 +98,7 @@ def loop_overhead_us():
 def estimate_claims():
     import onnx
 
-    from edgekit.desktop.graph import layer_costs
+    from edgekit.desktop.export.graph import layer_costs
     from edgekit.profiler.estimate import estimate
     from edgekit.targets import get_target
 

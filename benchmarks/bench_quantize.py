@@ -52,9 +52,9 @@ def calib_images(folder, count=48, size=256, seed=0):
 
 
 def speed(results):
-    from edgekit.desktop.evaluate import latency_side_by_side
-    from edgekit.desktop.export import export_model
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.quantize.evaluate import latency_side_by_side
+    from edgekit.desktop.export.run import export_model
+    from edgekit.desktop.quantize.run import quantize
 
     calib = calib_images(os.path.join(WORK, "calib"))
     for arch, goal in SPEED_MODELS:
@@ -88,8 +88,8 @@ def speed(results):
 
 
 def _train_and_export(recipe, task, data, out_dir, epochs=None):
-    from edgekit.desktop.export import export_model
-    from edgekit.desktop.train import train
+    from edgekit.desktop.export.run import export_model
+    from edgekit.desktop.train.run import train
 
     onnx_path = os.path.join(out_dir, recipe + ("-e%d" % epochs if epochs else "") + ".onnx")
     if not os.path.exists(onnx_path):
@@ -110,7 +110,7 @@ def own_classifier(data, path, epochs=8, seed=0):
     import onnx
     import torch
 
-    from edgekit.desktop.data import list_image_folder
+    from edgekit.desktop.data.datasets import list_image_folder
     from edgekit.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, attach_to_onnx
     from edgekit.vision.preprocess import Preprocessor, read_image
 
@@ -148,11 +148,11 @@ def own_classifier(data, path, epochs=8, seed=0):
 
 
 def classifier_accuracy(results):
-    from edgekit.desktop.data import make_shapes
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.data.datasets import make_shapes
+    from edgekit.desktop.quantize.run import quantize
 
     data = make_shapes(os.path.join(WORK, "shapes-cls"), task="classification", train=2000, val=400, size=64)
-    model, source = None, "edgekit.desktop.train (recipe shapes-classifier)"
+    model, source = None, "edgekit.desktop.train.run (recipe shapes-classifier)"
     try:
         model = _train_and_export("shapes-classifier", "classification", data, WORK)
     except Exception as exc:
@@ -181,9 +181,9 @@ def classifier_accuracy(results):
 
 
 def detector_accuracy(results):
-    from edgekit.config import load_yaml
-    from edgekit.desktop.data import make_shapes
-    from edgekit.desktop.quantize import quantize
+    from edgekit.yamlfile import load_yaml
+    from edgekit.desktop.data.datasets import make_shapes
+    from edgekit.desktop.quantize.run import quantize
 
     data = make_shapes(os.path.join(WORK, "shapes-det"), task="detection", train=2000, val=200, size=128)
     model = _train_and_export("shapes-detector", "detection", data, WORK, epochs=DETECTOR_EPOCHS)

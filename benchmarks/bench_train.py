@@ -21,9 +21,9 @@ GOALS = {"shapes-classifier": ("accuracy", 0.95, 60.0), "shapes-detector": ("map
 
 
 def run_recipe(name, work):
-    from edgekit.desktop.recipe import load_recipe
-    from edgekit.desktop.train import resolve_data, train
-    from edgekit.desktop.ddp import DistInfo
+    from edgekit.desktop.train.recipe import load_recipe
+    from edgekit.desktop.train.run import resolve_data, train
+    from edgekit.desktop.train.ddp import DistInfo
 
     metric, goal, budget = GOALS[name]
     rec = load_recipe(name)
@@ -48,8 +48,8 @@ def run_recipe(name, work):
 def onnx_metric(name, ckpt, data, work):
     """Export the checkpoint (jetson-nano preset, opset 13) and score it through ONNX Runtime with the shared
     Preprocessor and decoder -- the path the daemon takes."""
-    from edgekit.desktop.data import list_image_folder, load_yolo
-    from edgekit.desktop.export import export_model
+    from edgekit.desktop.data.datasets import list_image_folder, load_yolo
+    from edgekit.desktop.export.run import export_model
     from edgekit.predictor import Predictor
     from edgekit.vision.preprocess import read_image
 

@@ -187,7 +187,7 @@ def _varint(buf, pos):
             raise ValueError("varint too long")
 
 
-def _fields(buf):
+def proto_fields(buf):
     """Yield (field_number, wire_type, value) of one protobuf message (value: int or memoryview)."""
     pos = 0
     end = len(buf)
@@ -220,10 +220,10 @@ def read_onnx_metadata_props(path):
                          hint="check the path")
     props = {}
     try:
-        for number, wire, value in _fields(data):
+        for number, wire, value in proto_fields(data):
             if number == 14 and wire == 2:     # ModelProto.metadata_props
                 key = val = None
-                for sub_number, sub_wire, sub_value in _fields(value):
+                for sub_number, sub_wire, sub_value in proto_fields(value):
                     if sub_wire != 2:
                         continue
                     if sub_number == 1:
@@ -289,6 +289,6 @@ def attach_to_onnx(model_proto, meta):
 
 def load_meta_yaml(path):
     """Metadata for a third-party model from a small YAML file (same fields as the JSON)."""
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
 
     return ModelMeta.from_dict(load_yaml(path))

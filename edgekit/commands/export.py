@@ -49,7 +49,7 @@ def add_arguments(parser):
 def run(args):
     import sys
 
-    from edgekit.desktop.export import export_model, report_json
+    from edgekit.desktop.export.run import export_model, report_json
     from edgekit.progress import say
 
     report = export_model(

@@ -25,7 +25,7 @@ def run(args):
     import json
     import sys
 
-    from edgekit.desktop.inspect import inspect_model
+    from edgekit.desktop.export.inspect import inspect_model
 
     info = inspect_model(args.model, target=args.target, layers=args.layers, input_size=args.input_size)
     if args.json:
@@ -45,7 +45,7 @@ def _si(value, unit=""):
 
 
 def render(info):
-    from edgekit.desktop.lint import format_problems, summary_line
+    from edgekit.desktop.export.lint import format_problems, summary_line
     from edgekit.table import format_table
 
     out = ["%s  (%s, %.1f MiB, opset %s, %d nodes)" % (

@@ -125,7 +125,7 @@ def _check_flags(args):
     if args.plot:
         if not args.plot.lower().endswith(".png"):
             raise ConfigError("--plot writes PNG: give a .png path, got %s" % args.plot, hint="e.g. --plot run.png")
-        from edgekit.profiler.report import _pyplot
+        from edgekit.profiler.report import pyplot as _pyplot
 
         _pyplot()
     if args.estimate:

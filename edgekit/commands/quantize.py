@@ -34,7 +34,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from edgekit.desktop.quantize import quantize
+    from edgekit.desktop.quantize.run import quantize
 
     quantize(args.model, args.out, args.precision, args.target, calib=args.calib, calib_method=args.calib_method,
              calib_count=args.calib_count, val=args.val, max_drop=args.max_drop, exclude=args.exclude,

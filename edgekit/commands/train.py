@@ -41,7 +41,7 @@ def run(args):
     import json
     import os
 
-    from edgekit.desktop.train import train
+    from edgekit.desktop.train.run import train
     from edgekit.table import format_table
 
     result = train(args.recipe, args.data, args.out, epochs=args.epochs, batch=args.batch, device=args.device,

@@ -62,7 +62,7 @@ def _check_calib(target, meta, path, precision):
 def _check_config(path):
     if path is None:
         return
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
 
     from edgekit.service.config import defaults, merge
 

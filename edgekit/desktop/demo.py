@@ -54,7 +54,7 @@ class Demo(object):
 
     # -- the steps ------------------------------------------------------------------------------
     def dataset(self):
-        from edgekit.desktop.shapes import make_shapes
+        from edgekit.desktop.data.shapes import make_shapes
 
         size = 128 if self.task == "detection" else 64
         self.data = make_shapes(self.path("data"), task=self.task, train=self.settings["train"],
@@ -63,7 +63,7 @@ class Demo(object):
         return "%d train / %d val images in %s" % (self.settings["train"], self.settings["val"], self.data)
 
     def train(self):
-        from edgekit.desktop.train import train
+        from edgekit.desktop.train.run import train
 
         result = train(self.settings["recipe"], self.data, self.path("train"), epochs=self.settings["epochs"],
                        batch=self.settings["batch"], device="cpu", seed=self.seed, progress=True)
@@ -73,7 +73,7 @@ class Demo(object):
         return "best %s = %.3f (%s)" % (metric[0], metric[1], os.path.relpath(self.checkpoint, self.out))
 
     def export(self):
-        from edgekit.desktop.export import export_model
+        from edgekit.desktop.export.run import export_model
 
         cpu = export_model(self.checkpoint, self.path("model.onnx"), target="x86-cpu")
         nano = export_model(self.checkpoint, self.path("model-nano.onnx"), target="jetson-nano")
@@ -85,7 +85,7 @@ class Demo(object):
             "ok" if lint.get("ok") else "%d problem(s)" % len(lint.get("problems", [])))
 
     def quantize(self):
-        from edgekit.desktop.quantize import quantize
+        from edgekit.desktop.quantize.run import quantize
 
         calib, val = self._calib_and_val()
         int8 = quantize(self.path("model.onnx"), self.path("model-int8.onnx"), "int8", "x86-cpu", calib=calib,
@@ -214,18 +214,18 @@ def write_demo_video(path, seed=0, seconds=8, width=VIDEO["width"], height=VIDEO
     background, written by OpenCV (mp4v). Returns the number of frames."""
     import cv2
 
-    from edgekit.desktop.shapes import CLASSES, _background, _contrasting_colour, draw_shape
+    from edgekit.desktop.data.shapes import CLASSES, textured_background, contrasting_colour, draw_shape
     from edgekit.fsutil import atomic_write
 
     rng = np.random.default_rng(seed)
-    background = cv2.resize(_background(rng, 256), (width, height), interpolation=cv2.INTER_LINEAR)
+    background = cv2.resize(textured_background(rng, 256), (width, height), interpolation=cv2.INTER_LINEAR)
     objects = []
     for i in range(4):
         r = rng.uniform(0.08, 0.14) * height
         objects.append({"kind": CLASSES[i % len(CLASSES)], "r": r,
                         "pos": rng.uniform([r, r], [width - r, height - r]),
                         "vel": rng.uniform(-4, 4, size=2) * (30.0 / fps), "angle": rng.uniform(0, 6.28),
-                        "colour": _contrasting_colour(rng, background)})
+                        "colour": contrasting_colour(rng, background)})
     count = int(seconds * fps)
     tmp = path + ".part.mp4"
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))

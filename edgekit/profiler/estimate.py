@@ -1,6 +1,6 @@
 """Latency on a target predicted from the ONNX graph alone (docs/profiling.md): a per-layer roofline.
 
-    costs = edgekit.desktop.graph.layer_costs("model.onnx")      # desktop side (needs onnx)
+    costs = edgekit.desktop.export.graph.layer_costs("model.onnx")      # desktop side (needs onnx)
     estimate(costs, "jetson-nano", "fp16") -> {"target", "precision", "latency_ms", "layers", ...}
 
 Method

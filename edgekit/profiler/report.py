@@ -200,7 +200,7 @@ def load_json(path):
 
 
 # -- plots -------------------------------------------------------------------------------------------
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
     except ImportError:
@@ -214,7 +214,7 @@ def _pyplot():
 
 def plot(path, result):
     """Latency histogram + CDF for model runs; stacked per-stage bars + end-to-end CDF for pipelines."""
-    plt = _pyplot()
+    plt = pyplot()
     first = runs_of(result)[0]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     if first.get("kind") == "pipeline":

@@ -236,7 +236,7 @@ def estimate_for(model, target, precision=None, input_shapes=None):
     """The roofline estimate (desktop side: needs onnx for the graph) at ``precision`` (default
     fp16: what a TensorRT build on a Jetson runs)."""
     try:
-        from edgekit.desktop.graph import layer_costs
+        from edgekit.desktop.export.graph import layer_costs
     except ImportError:
         raise UserError("--estimate reads the ONNX graph and needs the onnx package (desktop side)",
                         hint="pip install onnx, or run the estimate on the workstation")

@@ -63,24 +63,24 @@ def _dims(buf, fields):
 
 def onnx_io(path):
     """(inputs, outputs) of an ONNX graph as TensorSpecs, without the onnx package."""
-    from edgekit.meta import _fields
+    from edgekit.meta import proto_fields
 
     with open(path, "rb") as handle:
         data = memoryview(handle.read())
     inputs, outputs, initializers = [], [], set()
     try:
-        for number, wire, value in _fields(data):
+        for number, wire, value in proto_fields(data):
             if number != 7 or wire != 2:                      # ModelProto.graph
                 continue
-            for gn, gw, gv in _fields(value):
+            for gn, gw, gv in proto_fields(value):
                 if gw != 2:
                     continue
                 if gn == 5:                                   # initializer: TensorProto.name = 8
-                    for tn, tw, tv in _fields(gv):
+                    for tn, tw, tv in proto_fields(gv):
                         if tn == 8 and tw == 2:
                             initializers.add(bytes(tv).decode("utf-8"))
                 elif gn in (11, 12):
-                    (inputs if gn == 11 else outputs).append(_value_info(gv, _fields))
+                    (inputs if gn == 11 else outputs).append(_value_info(gv, proto_fields))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelError("%s is not a valid ONNX file (%s)" % (path, exc), hint="check that the copy is complete")
 

@@ -219,7 +219,7 @@ def set_dotted(data, dotted, value):
 
 def load_config(path=None, overrides=None):
     """Defaults <- YAML file <- overrides ({dotted.key: value}, from CLI flags). Validated."""
-    from edgekit.config import load_yaml
+    from edgekit.yamlfile import load_yaml
 
     cfg = defaults()
     if path:

@@ -25,7 +25,7 @@ import ast
 import numpy as np
 
 from edgekit.errors import MetadataError, ModelError
-from edgekit.meta import ModelMeta, _fields, read_onnx_metadata_props
+from edgekit.meta import ModelMeta, proto_fields, read_onnx_metadata_props
 from edgekit.vision.nms import nms, xywh_to_xyxy
 
 DEFAULTS = {"score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100, "class_agnostic": False,
@@ -253,11 +253,11 @@ def read_onnx_io_shapes(path):
     with open(path, "rb") as handle:
         data = memoryview(handle.read())
     try:
-        graph = next(v for n, w, v in _fields(data) if n == 7 and w == 2)
+        graph = next(v for n, w, v in proto_fields(data) if n == 7 and w == 2)
     except StopIteration:
         raise ModelError("%s has no graph" % path, hint="re-export it")
     inputs, outputs, initializers = [], [], set()
-    for number, wire, value in _fields(graph):
+    for number, wire, value in proto_fields(graph):
         if wire != 2:
             continue
         if number == 11:
@@ -265,12 +265,12 @@ def read_onnx_io_shapes(path):
         elif number == 12:
             outputs.append(_value_info(value))
         elif number == 5:      # initializer: TensorProto, name = field 8
-            initializers.update(bytes(v).decode("utf-8") for n, w, v in _fields(value) if n == 8 and w == 2)
+            initializers.update(bytes(v).decode("utf-8") for n, w, v in proto_fields(value) if n == 8 and w == 2)
     return [io for io in inputs if io[0] not in initializers], outputs
 
 
 def _sub(buf, number):
-    for n, w, v in _fields(buf):
+    for n, w, v in proto_fields(buf):
         if n == number and w == 2:
             return v
     return None
@@ -279,21 +279,21 @@ def _sub(buf, number):
 def _value_info(buf):
     """ValueInfoProto -> (name, shape)."""
     name, shape = "", []
-    for n, w, v in _fields(buf):
+    for n, w, v in proto_fields(buf):
         if n == 1 and w == 2:
             name = bytes(v).decode("utf-8")
         elif n == 2 and w == 2:            # TypeProto.tensor_type (1) -> shape (2) -> dim (1)
             tensor = _sub(v, 1)
             dims = _sub(tensor, 2) if tensor is not None else None
             if dims is not None:
-                for dn, dw, dim in _fields(dims):
+                for dn, dw, dim in proto_fields(dims):
                     if dn == 1 and dw == 2:
                         shape.append(_dim(dim))
     return name, shape
 
 
 def _dim(buf):
-    for n, w, v in _fields(buf):
+    for n, w, v in proto_fields(buf):
         if n == 1 and w == 0:
             return int(v)
         if n == 2 and w == 2:

@@ -19,6 +19,7 @@ import pytest
 
 from edgekit.desktop.bundle_make import make_bundle
 from _net import free_port as _free_port
+from standins.models import tiny_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE = os.path.join(ROOT, "deploy", "ansible")
@@ -30,27 +31,8 @@ pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook is no
 def _model(path, broken=False):
     """A tiny classifier with edgekit metadata; ``broken``: valid metadata, but a MatMul whose
     weight shape ONNX Runtime rejects at load time (what a bad model looks like to the daemon)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from edgekit.meta import ModelMeta, attach_to_onnx
-
     shape = [2, 2] if broken else [3, 3]
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "w"], ["logits"])]
-    graph = helper.make_graph(nodes, "tiny",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor("w", TensorProto.FLOAT, shape,
-                                                  np.ones(int(np.prod(shape)), np.float32))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    attach_to_onnx(model, ModelMeta.from_dict({
-        "task": "classification", "labels": ["a", "b", "c"], "input": {"name": "images", "shape": [1, 3, 8, 8]},
-        "preprocess": {}, "decoder": {"type": "classification"}}))
-    onnx.save(model, str(path))
-    return str(path)
+    return tiny_classifier(path, labels=["a", "b", "c"], conv=0, head="matmul", weights=np.ones(shape), ir_version=8)
 
 
 RESTART = """#!/bin/sh

@@ -18,7 +18,7 @@ def resnet_costs():
     import torch
     import torchvision
 
-    from edgekit.desktop.graph import layer_costs
+    from edgekit.desktop.export.graph import layer_costs
 
     out = {}
     for name in ("resnet18", "resnet50"):

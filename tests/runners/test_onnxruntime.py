@@ -5,39 +5,13 @@ from edgekit.errors import BackendUnavailable, ConfigError, ModelError, UserErro
 from edgekit.predictor import Predictor
 from edgekit.runners import choose_backend, open_runner, runner_class
 from edgekit.runners.onnxruntime import parse_providers
+from standins.models import colour_classifier
 
 onnx = pytest.importorskip("onnx")
 
 
-def make_classifier(path, with_meta=True, dynamic_batch=False):
-    """Global-average-pool + 1x1 matmul: logits = mean colour of the image per class."""
-    from onnx import TensorProto, helper
-
-    from edgekit.meta import ModelMeta, attach_to_onnx
-
-    batch = "N" if dynamic_batch else 1
-    w = np.eye(3, dtype=np.float32)            # 3 classes: red-ish, green-ish, blue-ish (RGB order)
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "w"], ["logits"])]
-    graph = helper.make_graph(nodes, "tiny",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 16, 16])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 3])],
-                              [helper.make_tensor("w", TensorProto.FLOAT, [3, 3], w.ravel())])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    if with_meta:
-        attach_to_onnx(model, ModelMeta.from_dict({
-            "task": "classification", "labels": ["red", "green", "blue"],
-            "input": {"name": "images", "shape": [1, 3, 16, 16]},
-            "preprocess": {"color": "RGB", "resize": "stretch"},
-            "decoder": {"type": "classification", "top_k": 3}}))
-    onnx.save(model, str(path))
-    return str(path)
-
-
 def test_infer_and_specs(tmp_path):
-    path = make_classifier(tmp_path / "m.onnx")
+    path = colour_classifier(tmp_path / "m.onnx")
     with open_runner("onnxruntime", path, threads=1) as runner:
         spec = runner.input_specs()[0]
         assert spec.name == "images" and spec.shape == [1, 3, 16, 16]
@@ -49,7 +23,7 @@ def test_infer_and_specs(tmp_path):
 
 
 def test_feed_is_checked(tmp_path):
-    path = make_classifier(tmp_path / "m.onnx")
+    path = colour_classifier(tmp_path / "m.onnx")
     with open_runner("onnxruntime", path) as runner:
         with pytest.raises(UserError, match="input names"):
             runner.infer({"x": np.zeros((1, 3, 16, 16), np.float32)})
@@ -60,7 +34,7 @@ def test_feed_is_checked(tmp_path):
 
 
 def test_dynamic_batch_random_feed(tmp_path):
-    path = make_classifier(tmp_path / "m.onnx", dynamic_batch=True)
+    path = colour_classifier(tmp_path / "m.onnx", dynamic_batch=True)
     with open_runner("onnxruntime", path) as runner:
         assert runner.input_specs()[0].is_dynamic
         out = runner.infer(runner.random_feed(batch=4))
@@ -68,7 +42,7 @@ def test_dynamic_batch_random_feed(tmp_path):
 
 
 def test_unavailable_provider_is_said(tmp_path):
-    path = make_classifier(tmp_path / "m.onnx")
+    path = colour_classifier(tmp_path / "m.onnx")
     with pytest.raises(BackendUnavailable, match="TensorrtExecutionProvider"):
         with open_runner("onnxruntime", path, providers=["tensorrt"]):
             pass
@@ -95,7 +69,7 @@ def test_registry_and_auto():
 
 
 def test_predictor_end_to_end(tmp_path):
-    path = make_classifier(tmp_path / "m.onnx")
+    path = colour_classifier(tmp_path / "m.onnx")
     frame = np.zeros((40, 30, 3), np.uint8)
     frame[:, :, 1] = 200                           # green in BGR
     with Predictor.open(path, backend="onnxruntime") as model:

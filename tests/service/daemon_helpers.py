@@ -4,38 +4,17 @@ import os
 import subprocess
 import sys
 
+from standins import models
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LABELS = ["red", "green", "blue"]
 
 
 def tiny_classifier(path, size=32, labels=LABELS, seed=0):
-    """images 1x3xHxW -> GlobalAveragePool -> Flatten -> Gemm -> logits (N x classes)."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgekit.meta import ModelMeta, attach_to_onnx
-
-    rng = np.random.RandomState(seed)
-    w = numpy_helper.from_array(rng.standard_normal((len(labels), 3)).astype(np.float32), "w")
-    b = numpy_helper.from_array(np.zeros(len(labels), np.float32), "b")
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                                             [1, 3, size, size])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, len(labels)])],
-                              initializer=[w, b])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    meta = ModelMeta(task="classification", labels=list(labels),
-                     input={"name": "images", "shape": [1, 3, size, size]},
-                     preprocess={"color": "RGB", "resize": "stretch", "mean": [0.5, 0.5, 0.5],
-                                 "std": [0.25, 0.25, 0.25]},
-                     decoder={"type": "classification", "top_k": 2})
-    attach_to_onnx(model, meta)
-    onnx.save(model, str(path))
-    return str(path)
+    """images 1x3xHxW -> GlobalAveragePool -> Flatten -> MatMul (seeded random) -> logits, mean/std, top-2."""
+    return models.tiny_classifier(path, size=size, labels=labels, seed=seed, conv=0, head="matmul", ir_version=8,
+                                  meta_batch=1, preprocess=models.MEAN_STD,
+                                  decoder={"type": "classification", "top_k": 2})
 
 
 def edgekit_cmd(python=None):

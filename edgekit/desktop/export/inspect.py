@@ -1,0 +1,199 @@
+"""``edgekit inspect``: what an ONNX file is, what it costs, and whether the target's TensorRT takes it.
+
+``inspect_model(path, target=None, layers=False) -> dict`` (docs/desktop/export.md, the ``--json`` object):
+  path, bytes, sha256, ir_version, producer, opset {domain: version}, inputs/outputs [{name, shape, dtype}],
+  metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), metadata_props (the
+  other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned), ops {op: count} (most frequent first), nodes, params (initializer elements, each
+  counted once), flops (None when shapes are unknown,
+  with ``flops_note``), by_op, layers (with ``layers=True``), lint {target, ok, problems, ...},
+  estimate {target, precision, latency_ms, method, error_note} (or None with ``estimate_note``).
+
+FLOPs and parameters come from ``edgekit.desktop.export.graph`` and the latency estimate from
+``edgekit.profiler.estimate`` (docs/profiling.md, "The Jetson estimate"); this module only assembles them.
+"""
+
+import os
+
+from edgekit.errors import MetadataError, ModelError, UserError
+from edgekit.targets import DEFAULT_TARGET, get_target
+
+
+def _load(path):
+    import onnx
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelError("model file not found: %s" % path, hint="check the path")
+    try:
+        return onnx.load(path)
+    except Exception as exc:    # protobuf DecodeError and friends
+        raise ModelError("%s is not a valid ONNX file: %s" % (path, str(exc).splitlines()[0] if str(exc) else
+                                                               type(exc).__name__),
+                         hint="check that the copy is complete")
+
+
+def _dtype(type_proto):
+    from onnx import TensorProto
+
+    if not type_proto.HasField("tensor_type"):
+        return type_proto.WhichOneof("value") or "unknown"
+    name = TensorProto.DataType.Name(type_proto.tensor_type.elem_type).lower()
+    return {"float": "float32", "double": "float64"}.get(name, name)
+
+
+def _io(values, exclude=()):
+    from edgekit.desktop.export.lint import dims_of
+
+    return [{"name": v.name, "shape": dims_of(v.type), "dtype": _dtype(v.type)} for v in values if v.name not in exclude]
+
+
+def _metadata(model):
+    from edgekit.meta import META_KEY, ModelMeta
+
+    props = dict((p.key, p.value) for p in model.metadata_props)
+    out = {"metadata": None, "metadata_props": dict((k, v) for k, v in props.items() if k != META_KEY)}
+    if META_KEY in props:
+        try:
+            out["metadata"] = ModelMeta.from_json(props[META_KEY]).to_dict()
+        except MetadataError as exc:
+            out["metadata_error"] = exc.one_line()
+    return out
+
+
+def _histogram(model):
+    from edgekit.desktop.export.lint import walk_nodes
+
+    counts = {}
+    for node in walk_nodes(model.graph):
+        key = node.op_type if node.domain in ("", "ai.onnx") else "%s:%s" % (node.domain, node.op_type)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _input_shapes(inputs, meta, input_size):
+    """Shapes for the cost model: a dynamic batch becomes 1; dynamic H/W come from ``input_size`` (H, W),
+    else from the edgekit metadata."""
+    if input_size is not None and inputs and inputs[0]["shape"] and len(inputs[0]["shape"]) == 4:
+        dims = inputs[0]["shape"]
+        channels = dims[1] if isinstance(dims[1], int) and dims[1] > 0 else 3
+        return {inputs[0]["name"]: [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, channels,
+                                    input_size[0], input_size[1]]}
+    if not meta:
+        return None
+    shape = list(meta["input"]["shape"])
+    shape[0] = shape[0] if isinstance(shape[0], int) else 1
+    if all(isinstance(d, int) for d in shape):
+        return {meta["input"]["name"]: shape}
+    return None
+
+
+def _costs(model, shapes):
+    """(costs list or None, note)."""
+    try:
+        from edgekit.desktop.export.graph import layer_costs
+    except ImportError as exc:
+        return None, "FLOPs unavailable: %s" % exc
+    try:
+        return layer_costs(model, shapes), None
+    except UserError as exc:
+        if "dynamic dimension" in exc.message:
+            return None, "FLOPs unavailable: %s; pass --input-size HxW to count them" % exc.message
+        return None, "FLOPs unavailable: %s" % exc.one_line()
+
+
+def _params(model):
+    """Elements of all initializers, each counted once (a weight shared by two layers is one weight;
+    the per-layer ``params`` of the cost model count it at each layer)."""
+    total = 0
+    for init in model.graph.initializer:
+        count = 1
+        for d in init.dims:
+            count *= d
+        total += count
+    return total
+
+
+def _estimate(costs, target, precision):
+    if costs is None:
+        return None, "no estimate without per-layer costs"
+    try:
+        from edgekit.profiler.estimate import estimate
+    except ImportError as exc:
+        return None, "estimate unavailable: %s" % exc
+    try:
+        result = estimate(costs, target, precision)
+    except UserError as exc:
+        return None, exc.one_line()
+    return result, None
+
+
+def engine_precision(target, meta):
+    """The precision an engine would be built at: the model's if quantized, else the target's fastest float."""
+    if meta and meta.get("precision") in ("fp16", "int8"):
+        return meta["precision"]
+    return "fp16" if "fp16" in (target.fast_precisions or ()) and target.uses_tensorrt else "fp32"
+
+
+def inspect_model(path, target=None, layers=False, input_size=None):
+    """Describe an ONNX file (see module doc). ``input_size`` (H, W) or "HxW" pins a dynamic height/width
+    for the FLOPs and the estimate. Raises ModelError for a missing or unreadable file."""
+    from edgekit.desktop.export.run import parse_input_size
+    from edgekit.desktop.export.lint import lint_model
+    from edgekit.fsutil import sha256_file
+
+    input_size = parse_input_size(input_size)
+
+    model = _load(path)
+    info = {"path": os.fspath(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path),
+            "ir_version": model.ir_version, "producer": ("%s %s" % (model.producer_name, model.producer_version)).strip(),
+            "opset": dict((o.domain or "ai.onnx", o.version) for o in model.opset_import)}
+    initializers = set(i.name for i in model.graph.initializer)
+    info["inputs"] = _io(model.graph.input, exclude=initializers)
+    info["outputs"] = _io(model.graph.output)
+    info.update(_metadata(model))
+    meta = info["metadata"]
+    target = get_target(target or (meta or {}).get("target") or DEFAULT_TARGET)
+    info["ops"] = _histogram(model)
+    info["nodes"] = sum(info["ops"].values())
+
+    shapes = _input_shapes(info["inputs"], meta, input_size)
+    if shapes:
+        info["cost_input_shapes"] = shapes
+    costs, note = _costs(model, shapes)
+    if costs is not None:
+        from edgekit.desktop.export.graph import summarize
+
+        summary = summarize(costs)
+        info.update(params=_params(model), flops=summary["flops"], by_op=summary["by_op"],
+                    unknown_shapes=summary.get("unknown_shapes", 0))
+    else:
+        info.update(params=_params(model), flops=None, flops_note=note, by_op=None)
+
+    estimate, estimate_note = _estimate(costs, target, engine_precision(target, meta))
+    info["estimate"] = None if estimate is None else dict(
+        (k, estimate[k]) for k in ("target", "precision", "latency_ms", "method", "error_note"))
+    if estimate_note:
+        info["estimate_note"] = estimate_note
+    info["lint"] = lint_model(model, target)
+    if layers:
+        info["layers"] = _layers(costs, estimate)
+        flagged = dict((p["node"], p["severity"]) for p in info["lint"]["problems"])
+        for row in info["layers"]:
+            if row["name"] in flagged:
+                row["lint"] = flagged[row["name"]]
+    return info
+
+
+def _layers(costs, estimate):
+    if costs is None:
+        return []
+    times = dict((layer["name"], layer) for layer in (estimate or {}).get("layers", []))
+    out = []
+    for cost in costs:
+        row = {"name": cost["name"], "op": cost["op"], "flops": cost["flops"], "params": cost["params"],
+               "output_shape": cost.get("output_shape")}
+        if cost["name"] in times:
+            row["est_ms"] = times[cost["name"]]["ms"]
+            row["bound"] = times[cost["name"]]["bound"]
+        out.append(row)
+    return out
