@@ -409,29 +409,28 @@ def _rule_io_types(g, table, target):
 
 
 def _rule_dynamic(g, table, target):
+    from edgekit import inputsize
+
     problems = []
     initializers = set(i.name for i in g.model.graph.initializer)
+    props = dict((p.key, p.value) for p in g.model.metadata_props)
     for inp in g.model.graph.input:
         if inp.name in initializers:
             continue
         dims = _dims(inp.type) or []
         dynamic = [str(d) for d in dims if not (isinstance(d, int) and d > 0)]
         if dynamic:
+            chosen = inputsize.choose(dims, g.input_size, props) if inputsize.dynamic_hw(dims) else None
+            hw = chosen[:2] if chosen else None
             problems.append(_problem(
                 inp.name, "(input)", "dynamic dimension(s) %s in input %s%s: the TensorRT engine needs an "
                 "optimisation profile (min/opt/max shapes)" % (", ".join(dynamic), inp.name, dims),
-                "build with `edgekit build --shapes %s:MIN/OPT/MAX` (e.g. %s), or export with fixed sizes "
-                "(--batch N, --input-size HxW)" % (inp.name, _profile_example(inp.name, dims)),
+                "build with `edgekit build --shapes %s`%s, or export with fixed sizes (--batch N, --input-size "
+                "HxW)" % (inputsize.profile_example(inp.name, dims, hw),
+                          " (size from %s)" % chosen[2] if chosen else
+                          inputsize.example_note(not inputsize.dynamic_hw(dims))),
                 "warning"))
     return problems
-
-
-def _profile_example(name, dims):
-    def shape(n):
-        return "x".join(str(d) if isinstance(d, int) and d > 0 else (str(n) if i == 0 else str(d).upper())
-                        for i, d in enumerate(dims))
-
-    return "%s:%s/%s/%s" % (name, shape(1), shape(4), shape(8))
 
 
 RULES = (_rule_opset, _rule_nodes, _rule_int64, _rule_io_types, _rule_dynamic)
@@ -441,8 +440,9 @@ def table_version(table):
     return table.get("tensorrt_series", "?")
 
 
-def lint_model(model, target="jetson-nano"):
-    """Lint an ONNX model (path or ModelProto) for ``target``. Returns the lint dict (see module doc)."""
+def lint_model(model, target="jetson-nano", input_size=None):
+    """Lint an ONNX model (path or ModelProto) for ``target``. Returns the lint dict (see module doc).
+    ``input_size`` (H, W) is the size the ``--shapes`` advice shows for a dynamic height/width."""
     import onnx
 
     target = get_target(target)
@@ -454,6 +454,7 @@ def lint_model(model, target="jetson-nano"):
             "%s runs ONNX Runtime, not TensorRT: no TensorRT lint applies" % target.name], "table": None}
     table = load_table(series)
     g = _Graph(model)
+    g.input_size = input_size
     problems, notes = [], []
     for rule in RULES:
         found = rule(g, table, target)
