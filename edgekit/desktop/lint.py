@@ -304,11 +304,28 @@ def _rule_opset(g, table, target):
     opset = g.opset
     top = min(table["max_opset"], target.max_opset or table["max_opset"])
     if opset is not None and opset > top:
+        # judged by operator: which ops present changed meaning between `top` and the model's opset
+        from edgekit.desktop.opset import analyse
+
+        blocked = analyse(g.model, top)
+        for p in blocked:
+            entry = table["ops"].get(p["op"])
+            if entry is None or not entry["supported"]:
+                continue            # the operator table's rule names this node already
+            problems.append(_problem(
+                p["node"], p["op"], "%s; TensorRT %s's importers follow the opset-%d definitions, so this node "
+                "fails or is misread" % (p["reason"], target.tensorrt, top),
+                "re-export it from its framework at opset %d%s" % (
+                    top, " (PyTorch then decomposes it)" if p["op"] in OP_FIXES else "")))
         problems.append(_problem(
-            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s supports (<= %d): its importers follow "
-            "the older op definitions, so ops changed since (e.g. Reduce* axes as inputs, Split num_outputs) fail "
-            "or are misread" % (opset, target.tensorrt, top),
-            "re-export with --opset %d (edgekit export --target %s picks it)" % (top, target.name)))
+            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s supports (<= %d); %s" % (
+                opset, target.tensorrt, top,
+                "%d node(s) above change meaning" % len(blocked) if blocked else
+                "every op in it means the same at opset %d (revisions since only widened types or added "
+                "attributes left at their defaults, or have a rewrite)" % top),
+            "re-export with --opset %d" % top if blocked else
+            "`edgekit export MODEL.onnx --target %s --out OUT.onnx` converts it to opset %d (parity-checked)"
+            % (target.name, top), "error" if blocked else "warning"))
     if opset is not None and table.get("min_opset") and opset < table["min_opset"]:
         problems.append(_problem(
             "(model)", "opset", "ai.onnx opset %d is below TensorRT %s's minimum %d" % (

@@ -31,6 +31,7 @@ def test_leave_one_out_recomputes_and_meets_the_goal(fit):
     loo = est.leave_one_out(rows, fit["scaled_sources"])
     for (pred, err), stored in zip(loo, fit["loo"]["figures"]):
         assert 100 * err == pytest.approx(stored["loo_error_pct"], abs=0.02)
+        assert pred == pytest.approx(stored["loo_ms"], abs=0.002)
     errors = sorted(abs(e) for _p, e in loo)
     assert max(errors) * 100 == pytest.approx(fit["loo"]["worst_abs_error_pct"], abs=0.02)
     assert fit["loo"]["median_abs_error_pct"] <= 10.0 and fit["loo"]["worst_abs_error_pct"] <= 35.0
