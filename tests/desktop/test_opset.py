@@ -137,3 +137,32 @@ def test_inspect_cli_names_the_blocking_node(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     errors = [(p["node"], p["op"]) for p in info["lint"]["problems"] if p["severity"] == "error"]
     assert errors == [("(model)", "opset"), ("ln", "LayerNormalization")]      # once, by the operator table
+
+
+def test_rewrites_keep_the_numbers(tmp_path):
+    """Gelu-20, Mish-18 and HardSwish-14 (no op at 13), Shape-15 with start/end and an uneven Split-18:
+    the opset-13 rewrites give what ONNX Runtime computes on the original, on random inputs."""
+    from edgekit.desktop import parity
+
+    nodes = [
+        helper.make_node("Gelu", ["x"], ["g"], name="gelu"),
+        helper.make_node("Mish", ["g"], ["m"], name="mish"),
+        helper.make_node("HardSwish", ["m"], ["h"], name="hswish"),
+        helper.make_node("Split", ["h"], ["p0", "p1", "p2"], axis=3, num_outputs=3, name="split"),   # 8 -> 3, 3, 2
+        helper.make_node("Concat", ["p2", "p0", "p1"], ["y"], axis=3, name="cat"),
+        helper.make_node("Shape", ["x"], ["dims"], start=1, end=3, name="shape"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", F, [1, 4, 8, 8]),
+                               helper.make_tensor_value_info("dims", TensorProto.INT64, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    converted, notes = convert(model, 13)
+    assert _opset(converted) == 13 and len([n for n in notes if "rewritten" in n]) == 4
+    assert not {"Gelu", "Mish", "HardSwish"} & set(n.op_type for n in converted.graph.node)
+    inputs = parity.make_inputs([1, 4, 8, 8], 3, seed=0)
+    expected = parity.run_onnx(model.SerializeToString(), inputs, "x")
+    got = parity.run_onnx(converted.SerializeToString(), inputs, "x")
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g["y"], e["y"], rtol=1e-5, atol=1e-5)
+        assert list(g["dims"]) == list(e["dims"]) == [4, 8]
