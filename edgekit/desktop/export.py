@@ -30,20 +30,10 @@ PARITY_INPUTS = 3
 
 # -- arguments --------------------------------------------------------------------------------------------
 def parse_input_size(value):
-    """224, "224", "224x320", (224, 320) -> (H, W); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        value = (value, value)
-    if isinstance(value, str):
-        match = re.match(r"^(\d+)(?:[xX,](\d+))?$", value.strip())
-        if not match:
-            raise ConfigError("bad --input-size %r" % value, hint="use H or HxW, e.g. 224 or 256x320")
-        value = (int(match.group(1)), int(match.group(2) or match.group(1)))
-    h, w = (int(v) for v in value)
-    if h < 8 or w < 8 or h > 8192 or w > 8192:
-        raise ConfigError("input size %dx%d is out of range" % (h, w), hint="use 8..8192 pixels per side")
-    return h, w
+    """224, "224", "224x320", (224, 320) -> (H, W); None stays None (one parser, shared with the device side)."""
+    from edgekit.inputsize import parse_input_size as parse
+
+    return parse(value)
 
 
 def parse_batch(value):
