@@ -165,12 +165,12 @@ def _check_dynamic_inputs(onnx_path, shapes):
             from edgekit import inputsize
             from edgekit.meta import read_onnx_metadata_props
 
-            chosen = inputsize.size_from_props(read_onnx_metadata_props(onnx_path))
-            raise ConfigError("input %s has dynamic dimensions %s" % (spec.name, "x".join(map(str, spec.shape))),
+            dynamic_hw = inputsize.dynamic_hw(spec.shape)
+            chosen = inputsize.size_from_props(read_onnx_metadata_props(onnx_path)) if dynamic_hw else None
+            raise ConfigError("input %s has dynamic dimensions %s" % (spec.name, spec.shape),
                               hint="give them with --shapes %s:MIN/OPT/MAX, e.g. --shapes %s%s" % (
                                   spec.name, inputsize.profile_example(spec.name, spec.shape, chosen and chosen[:2]),
-                                  " (size from %s)" % chosen[2] if chosen else
-                                  inputsize.example_note(not inputsize.dynamic_hw(spec.shape))))
+                                  " (size from %s)" % chosen[2] if chosen else inputsize.example_note(not dynamic_hw)))
 
 
 def _build(args, onnx_path, precision, calib, cache_dir):
