@@ -90,7 +90,8 @@ TARGETS = {
         compute_capability="5.3",                  # [NANO]
         python="3.6",                              # [JP46]
         jetpack="4.6",
-        # Published FP16 batch-1 latencies used to calibrate the estimate [T2T]
+        # Two of the published FP16 batch-1 latencies [T2T]; the estimate is fitted on 20 such figures:
+        # edgekit/profiler/estimate_fit.json (python -m edgekit.desktop.export.estimate_fit regenerates it)
         latency_calibration={"resnet18@224": 11.4, "resnet50@224": 29.8},
     ),
     "jetson-xavier-nx": Target(

@@ -162,10 +162,15 @@ def _check_dynamic_inputs(onnx_path, shapes):
                           hint="its inputs are: %s" % ", ".join(names))
     for spec in inputs:
         if spec.is_dynamic and spec.name not in shapes:
+            from edgekit import inputsize
+            from edgekit.meta import read_onnx_metadata_props
+
+            dynamic_hw = inputsize.dynamic_hw(spec.shape)
+            chosen = inputsize.size_from_props(read_onnx_metadata_props(onnx_path)) if dynamic_hw else None
             raise ConfigError("input %s has dynamic dimensions %s" % (spec.name, spec.shape),
-                              hint="give them with --shapes %s:MIN/OPT/MAX, e.g. %s:%s" % (
-                                  spec.name, spec.name, "/".join(["x".join(str(d) if isinstance(d, int) and d > 0
-                                                                           else "1" for d in spec.shape)] * 3)))
+                              hint="give them with --shapes %s:MIN/OPT/MAX, e.g. --shapes %s%s" % (
+                                  spec.name, inputsize.profile_example(spec.name, spec.shape, chosen and chosen[:2]),
+                                  " (size from %s)" % chosen[2] if chosen else inputsize.example_note(not dynamic_hw)))
 
 
 def _build(args, onnx_path, precision, calib, cache_dir):

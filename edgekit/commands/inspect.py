@@ -68,6 +68,8 @@ def render(info):
     out += ["ops: %s%s" % (ops, ", ..." if len(info["ops"]) > 12 else "")]
     out += ["params: %s   FLOPs: %s%s" % (_si(info["params"]), _si(info["flops"]),
                                           "" if info["flops"] is not None else " (%s)" % info.get("flops_note"))]
+    if info.get("input_size_note"):
+        out += ["counted at: %s" % info["input_size_note"]]
     est = info.get("estimate")
     if est:
         out += ["estimated latency on %s (%s engine): %.2f ms" % (est["target"], est["precision"], est["latency_ms"]),

@@ -34,6 +34,8 @@ def add_arguments(parser):
     run.add_argument("--percentiles", default="50,90,95,99", help="nearest-rank percentiles (default: 50,90,95,99)")
     run.add_argument("--input-shape", action="append", metavar="NAME:DIMS",
                      help="shape of a dynamic input, e.g. images:1x3x320x320 (repeatable)")
+    run.add_argument("--input-size", metavar="H[xW]", help="height[xwidth] of an image input whose size is "
+                     "dynamic (default: the model's metadata, e.g. Ultralytics imgsz)")
     run.add_argument("--layers", nargs="?", type=int, const=15, default=None, metavar="N",
                      help="per-layer times, the N slowest (default N: 15)")
     run.add_argument("--estimate", metavar="TARGET", help="also predict the latency on TARGET (e.g. jetson-nano) "
@@ -134,6 +136,19 @@ def _check_flags(args):
         get_target(args.estimate)
 
 
+def _input_shapes(args):
+    """--input-shape, plus --input-size or the model's metadata for dynamic image sizes (said on stderr)."""
+    from edgekit.profiler import run as prun
+
+    shapes = prun.parse_input_shapes(args.input_shape)
+    if not str(args.model).endswith(".onnx"):
+        return shapes
+    from edgekit.inputsize import fill_onnx_shapes
+    from edgekit.progress import say
+
+    return fill_onnx_shapes(args.model, shapes, args.input_size, log=say)
+
+
 def run_profile(args):
     import json
     import os
@@ -167,7 +182,7 @@ def run_profile(args):
 
         kwargs = dict(backend=args.backend, warmup_ms=args.warmup_ms, duration_s=args.duration, min_iters=min_iters,
                       percentiles=percentiles, precision=args.precision,
-                      input_shapes=prun.parse_input_shapes(args.input_shape),
+                      input_shapes=_input_shapes(args),
                       providers=parse_providers(args.providers) if args.providers else None,
                       layers=-1 if args.layers == 0 else args.layers,      # -1: every layer
                       estimate=args.estimate, telemetry=not args.no_telemetry)

@@ -325,8 +325,8 @@ def render_markdown(report):
         lines += ["## Latency (ONNX Runtime, CPU, batch 1)", "",
                   format_markdown(rows, ["model", "p50 ms", "p90 ms", "p99 ms", "fps"]), ""]
     if "estimate" in report:
-        lines += ["Estimated on a Jetson Nano (FP16, TensorRT 8.2, roofline calibrated on published ResNet "
-                  "figures): **%.2f ms**." % report["estimate"]["latency_ms"], ""]
+        lines += ["Estimated on a Jetson Nano (FP16, TensorRT 8.2; cost model fitted on 20 published Nano "
+                  "figures, docs/performance-estimate.md): **%.2f ms**." % report["estimate"]["latency_ms"], ""]
     if "serve" in report:
         s = report["serve"]["summary"]
         lines += ["## The daemon over camera.mp4", "",

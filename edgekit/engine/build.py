@@ -429,9 +429,13 @@ def _add_profile(builder, config, network, shapes):
                               hint="keep its fixed dimensions; only -1 dimensions can vary")
     missing = [n for n, _ in dynamic if n not in shapes]
     if missing:
-        raise ConfigError("input %s has dynamic dimensions %s" % (missing[0], dict(dynamic)[missing[0]]),
-                          hint="give them with --shapes %s:1x3x224x224/1x3x224x224/1x3x224x224 (min/opt/max)"
-                          % missing[0])
+        from edgekit import inputsize
+
+        dims = list(dict(dynamic)[missing[0]])
+        raise ConfigError("input %s has dynamic dimensions %s" % (missing[0], dims),
+                          hint="give them with --shapes NAME:MIN/OPT/MAX, e.g. --shapes %s%s" % (
+                              inputsize.profile_example(missing[0], [d if d > 0 else "?" for d in dims]),
+                              inputsize.example_note(not inputsize.dynamic_hw([d if d > 0 else "?" for d in dims]))))
     if not dynamic:
         return {}
     profile = builder.create_optimization_profile()

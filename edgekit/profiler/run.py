@@ -122,7 +122,7 @@ def profile_model(model, backend="onnxruntime", batch=1, threads=None, warmup_ms
                   providers=None, layers=None, estimate=None, telemetry=True, runner_options=None, log=say):
     """Profile one configuration; returns the result dict (the documented --json schema, C9).
     ``layers``: top-N per-layer times (ORT profiler / TensorRT IProfiler) or None;
-    ``estimate``: a target name for the roofline estimate (needs onnx: desktop side)."""
+    ``estimate``: a target name for the latency estimate (needs onnx: desktop side)."""
     from edgekit.runners import choose_backend, open_runner
 
     backend, _ = choose_backend(backend, model)
@@ -233,7 +233,7 @@ def _result(model, ctx, run, batch, percentiles, load_ms, config):
 
 
 def estimate_for(model, target, precision=None, input_shapes=None):
-    """The roofline estimate (desktop side: needs onnx for the graph) at ``precision`` (default
+    """The latency estimate (desktop side: needs onnx for the graph) at ``precision`` (default
     fp16: what a TensorRT build on a Jetson runs)."""
     try:
         from edgekit.desktop.export.graph import layer_costs

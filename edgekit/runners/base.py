@@ -118,10 +118,12 @@ class Runner(object):
                     if i == 0:
                         shape[i] = batch
                     else:
+                        from edgekit import inputsize
+
+                        example = inputsize.profile_example(spec.name, spec.shape).split("/")[0]
                         raise UserError("input %s has a dynamic dimension %d (%r)" % (spec.name, i, d),
-                                        hint="give it with --input-shape %s:%s" % (
-                                            spec.name, "x".join(str(x) if isinstance(x, int) else "N"
-                                                                for x in spec.shape)))
+                                        hint="give it with --input-size HxW or --input-shape, e.g. "
+                                             "--input-shape %s%s" % (example, inputsize.example_note(False)))
             if spec.dtype.kind == "f":
                 feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
             elif spec.dtype == np.uint8:

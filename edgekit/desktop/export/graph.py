@@ -83,6 +83,31 @@ def _shapes(model):
     return table
 
 
+def constant_outputs(graph):
+    """{output name: element count} of the graph's Constant nodes (tensor, sparse or list values)."""
+    out = {}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+            out[node.output[0]] = constant_elements(node)
+    return out
+
+
+def constant_elements(node):
+    """Elements a Constant node holds: ``value`` / ``sparse_value`` tensors, ``value_float(s)`` /
+    ``value_int(s)`` / ``value_string(s)``."""
+    total = 0
+    for a in node.attribute:
+        if a.name == "value":
+            total += _prod(a.t.dims)
+        elif a.name == "sparse_value":
+            total += _prod(a.sparse_tensor.dims)
+        elif a.name in ("value_float", "value_int", "value_string"):
+            total += 1
+        elif a.name in ("value_floats", "value_ints", "value_strings"):
+            total += len(a.floats) + len(a.ints) + len(a.strings)
+    return total
+
+
 def _attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -187,7 +212,8 @@ def layer_costs(model_or_path, input_shapes=None):
     model.CopyFrom(_load(model_or_path))
     _fix_inputs(model, input_shapes)
     table = _shapes(model)
-    initializers = {i.name for i in model.graph.initializer}
+    # weights: initializers and Constant-node outputs (paddle2onnx and tf2onnx store weights as Constants)
+    initializers = {i.name for i in model.graph.initializer} | set(constant_outputs(model.graph))
     costs = []
     for index, node in enumerate(model.graph.node):
         ins = [table.get(n) if n else None for n in node.input]
@@ -208,6 +234,8 @@ def layer_costs(model_or_path, input_shapes=None):
             "input_elements": _sum_or_none(act_in),
             "output_elements": _sum_or_none(act_out),
             "output_shape": outs[0][0] if outs and outs[0] is not None else None,
+            "inputs": [n for n in node.input if n and n not in initializers],
+            "outputs": [n for n in node.output if n],
         })
         if node.op_type in ("Conv", "ConvTranspose") and len(ins) > 1 and ins[1] is not None:
             costs[-1].update(kernel=list(ins[1][0][2:]), group=_attr(node, "group", 1) or 1,

@@ -3,8 +3,9 @@
 ``inspect_model(path, target=None, layers=False) -> dict`` (docs/desktop/export.md, the ``--json`` object):
   path, bytes, sha256, ir_version, producer, opset {domain: version}, inputs/outputs [{name, shape, dtype}],
   metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), metadata_props (the
-  other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned), ops {op: count} (most frequent first), nodes, params (initializer elements, each
-  counted once), flops (None when shapes are unknown,
+  other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned; ``input_size_note`` says where
+  a dynamic size came from), ops {op: count} (most frequent first), nodes, params (weight elements, each
+  counted once, from initializers, Constant nodes and subgraphs: ``params_by_carrier``), flops (None when shapes are unknown,
   with ``flops_note``), by_op, layers (with ``layers=True``), lint {target, ok, problems, ...},
   estimate {target, precision, latency_ms, method, error_note} (or None with ``estimate_note``).
 
@@ -70,21 +71,27 @@ def _histogram(model):
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _input_shapes(inputs, meta, input_size):
-    """Shapes for the cost model: a dynamic batch becomes 1; dynamic H/W come from ``input_size`` (H, W),
-    else from the edgekit metadata."""
-    if input_size is not None and inputs and inputs[0]["shape"] and len(inputs[0]["shape"]) == 4:
-        dims = inputs[0]["shape"]
-        channels = dims[1] if isinstance(dims[1], int) and dims[1] > 0 else 3
-        return {inputs[0]["name"]: [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, channels,
-                                    input_size[0], input_size[1]]}
-    if not meta:
-        return None
-    shape = list(meta["input"]["shape"])
-    shape[0] = shape[0] if isinstance(shape[0], int) else 1
-    if all(isinstance(d, int) for d in shape):
-        return {meta["input"]["name"]: shape}
-    return None
+def _input_shapes(inputs, props, input_size):
+    """(shapes for the cost model or None, note). A dynamic batch becomes 1; a dynamic height/width
+    comes from ``input_size`` (H, W), else from the model's metadata (edgekit's input shape, Ultralytics'
+    ``imgsz``); an input whose size no source gives stays unresolved (the note says how to give it)."""
+    from edgekit import inputsize
+
+    shapes, notes = {}, []
+    for inp in inputs:
+        dims = inp["shape"]
+        if dims is None:
+            continue
+        if all(inputsize.is_static(d) for d in dims):
+            shapes[inp["name"]] = list(dims)
+            continue
+        chosen = inputsize.choose(dims, input_size, props) if inputsize.dynamic_hw(dims) else None
+        resolved = inputsize.resolve(dims, chosen[:2] if chosen else None)
+        if chosen:
+            notes.append("%s at %s from %s" % (inp["name"], "x".join(map(str, resolved)), chosen[2]))
+        if all(inputsize.is_static(d) for d in resolved):
+            shapes[inp["name"]] = resolved
+    return shapes or None, "; ".join(notes) or None
 
 
 def _costs(model, shapes):
@@ -97,20 +104,41 @@ def _costs(model, shapes):
         return layer_costs(model, shapes), None
     except UserError as exc:
         if "dynamic dimension" in exc.message:
-            return None, "FLOPs unavailable: %s; pass --input-size HxW to count them" % exc.message
+            from edgekit.inputsize import EXAMPLE_HW
+
+            return None, ("FLOPs unavailable: %s and the model's metadata gives no size; pass --input-size HxW "
+                          "to count them (e.g. --input-size %dx%d)" % (exc.message, EXAMPLE_HW[0], EXAMPLE_HW[1]))
         return None, "FLOPs unavailable: %s" % exc.one_line()
 
 
 def _params(model):
-    """Elements of all initializers, each counted once (a weight shared by two layers is one weight;
-    the per-layer ``params`` of the cost model count it at each layer)."""
-    total = 0
-    for init in model.graph.initializer:
+    """(total, {carrier: elements}): weights wherever ONNX keeps them, each counted once: initializers
+    (dense and sparse), Constant nodes (``value``, ``sparse_value``, ``value_float(s)``, ``value_int(s)``:
+    paddle2onnx and tf2onnx store weights this way), and the same inside the subgraphs of If/Loop/Scan.
+    A weight shared by two layers is one weight; the per-layer ``params`` count it at each layer."""
+    from edgekit.desktop.export.graph import constant_elements
+
+    found = {"initializers": 0, "constants": 0, "subgraphs": 0}
+
+    def prod(dims):
         count = 1
-        for d in init.dims:
+        for d in dims:
             count *= d
-        total += count
-    return total
+        return count
+
+    def visit(graph, nested):
+        where = "subgraphs" if nested else None
+        found[where or "initializers"] += sum(prod(i.dims) for i in graph.initializer)
+        found[where or "initializers"] += sum(prod(i.dims) for i in graph.sparse_initializer)
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                found[where or "constants"] += constant_elements(node)
+            for attr in node.attribute:
+                for sub in ([attr.g] if attr.type == attr.GRAPH else list(attr.graphs)):
+                    visit(sub, True)
+
+    visit(model.graph, False)
+    return sum(found.values()), dict((k, v) for k, v in found.items() if v)
 
 
 def _estimate(costs, target, precision):
@@ -142,6 +170,7 @@ def inspect_model(path, target=None, layers=False, input_size=None):
     from edgekit.fsutil import sha256_file
 
     input_size = parse_input_size(input_size)
+    # (the lint's --shapes advice and the cost model resolve dynamic sizes the same way: edgekit.inputsize)
 
     model = _load(path)
     info = {"path": os.fspath(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path),
@@ -156,25 +185,29 @@ def inspect_model(path, target=None, layers=False, input_size=None):
     info["ops"] = _histogram(model)
     info["nodes"] = sum(info["ops"].values())
 
-    shapes = _input_shapes(info["inputs"], meta, input_size)
+    props = dict((p.key, p.value) for p in model.metadata_props)
+    shapes, size_note = _input_shapes(info["inputs"], props, input_size)
     if shapes:
         info["cost_input_shapes"] = shapes
+    if size_note:
+        info["input_size_note"] = size_note
     costs, note = _costs(model, shapes)
+    params, carriers = _params(model)
+    info.update(params=params, params_by_carrier=carriers)
     if costs is not None:
         from edgekit.desktop.export.graph import summarize
 
         summary = summarize(costs)
-        info.update(params=_params(model), flops=summary["flops"], by_op=summary["by_op"],
-                    unknown_shapes=summary.get("unknown_shapes", 0))
+        info.update(flops=summary["flops"], by_op=summary["by_op"], unknown_shapes=summary.get("unknown_shapes", 0))
     else:
-        info.update(params=_params(model), flops=None, flops_note=note, by_op=None)
+        info.update(flops=None, flops_note=note, by_op=None)
 
     estimate, estimate_note = _estimate(costs, target, engine_precision(target, meta))
     info["estimate"] = None if estimate is None else dict(
         (k, estimate[k]) for k in ("target", "precision", "latency_ms", "method", "error_note"))
     if estimate_note:
         info["estimate_note"] = estimate_note
-    info["lint"] = lint_model(model, target)
+    info["lint"] = lint_model(model, target, input_size=input_size)
     if layers:
         info["layers"] = _layers(costs, estimate)
         flagged = dict((p["node"], p["severity"]) for p in info["lint"]["problems"])

@@ -304,11 +304,28 @@ def _rule_opset(g, table, target):
     opset = g.opset
     top = min(table["max_opset"], target.max_opset or table["max_opset"])
     if opset is not None and opset > top:
+        # judged by operator: which ops present changed meaning between `top` and the model's opset
+        from edgekit.desktop.export.opset import analyse
+
+        blocked = analyse(g.model, top)
+        for p in blocked:
+            entry = table["ops"].get(p["op"])
+            if entry is None or not entry["supported"]:
+                continue            # the operator table's rule names this node already
+            problems.append(_problem(
+                p["node"], p["op"], "%s; TensorRT %s's importers follow the opset-%d definitions, so this node "
+                "fails or is misread" % (p["reason"], target.tensorrt, top),
+                "re-export it from its framework at opset %d%s" % (
+                    top, " (PyTorch then decomposes it)" if p["op"] in OP_FIXES else "")))
         problems.append(_problem(
-            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s supports (<= %d): its importers follow "
-            "the older op definitions, so ops changed since (e.g. Reduce* axes as inputs, Split num_outputs) fail "
-            "or are misread" % (opset, target.tensorrt, top),
-            "re-export with --opset %d (edgekit export --target %s picks it)" % (top, target.name)))
+            "(model)", "opset", "ai.onnx opset %d is above what TensorRT %s supports (<= %d); %s" % (
+                opset, target.tensorrt, top,
+                "%d node(s) above change meaning" % len(blocked) if blocked else
+                "every op in it means the same at opset %d (revisions since only widened types or added "
+                "attributes left at their defaults, or have a rewrite)" % top),
+            "re-export with --opset %d" % top if blocked else
+            "`edgekit export MODEL.onnx --target %s --out OUT.onnx` converts it to opset %d (parity-checked)"
+            % (target.name, top), "error" if blocked else "warning"))
     if opset is not None and table.get("min_opset") and opset < table["min_opset"]:
         problems.append(_problem(
             "(model)", "opset", "ai.onnx opset %d is below TensorRT %s's minimum %d" % (
@@ -409,29 +426,28 @@ def _rule_io_types(g, table, target):
 
 
 def _rule_dynamic(g, table, target):
+    from edgekit import inputsize
+
     problems = []
     initializers = set(i.name for i in g.model.graph.initializer)
+    props = dict((p.key, p.value) for p in g.model.metadata_props)
     for inp in g.model.graph.input:
         if inp.name in initializers:
             continue
         dims = dims_of(inp.type) or []
         dynamic = [str(d) for d in dims if not (isinstance(d, int) and d > 0)]
         if dynamic:
+            chosen = inputsize.choose(dims, g.input_size, props) if inputsize.dynamic_hw(dims) else None
+            hw = chosen[:2] if chosen else None
             problems.append(_problem(
                 inp.name, "(input)", "dynamic dimension(s) %s in input %s%s: the TensorRT engine needs an "
                 "optimisation profile (min/opt/max shapes)" % (", ".join(dynamic), inp.name, dims),
-                "build with `edgekit build --shapes %s:MIN/OPT/MAX` (e.g. %s), or export with fixed sizes "
-                "(--batch N, --input-size HxW)" % (inp.name, _profile_example(inp.name, dims)),
+                "build with `edgekit build --shapes %s`%s, or export with fixed sizes (--batch N, --input-size "
+                "HxW)" % (inputsize.profile_example(inp.name, dims, hw),
+                          " (size from %s)" % chosen[2] if chosen else
+                          inputsize.example_note(not inputsize.dynamic_hw(dims))),
                 "warning"))
     return problems
-
-
-def _profile_example(name, dims):
-    def shape(n):
-        return "x".join(str(d) if isinstance(d, int) and d > 0 else (str(n) if i == 0 else str(d).upper())
-                        for i, d in enumerate(dims))
-
-    return "%s:%s/%s/%s" % (name, shape(1), shape(4), shape(8))
 
 
 RULES = (_rule_opset, _rule_nodes, _rule_int64, _rule_io_types, _rule_dynamic)
@@ -441,8 +457,9 @@ def table_version(table):
     return table.get("tensorrt_series", "?")
 
 
-def lint_model(model, target="jetson-nano"):
-    """Lint an ONNX model (path or ModelProto) for ``target``. Returns the lint dict (see module doc)."""
+def lint_model(model, target="jetson-nano", input_size=None):
+    """Lint an ONNX model (path or ModelProto) for ``target``. Returns the lint dict (see module doc).
+    ``input_size`` (H, W) is the size the ``--shapes`` advice shows for a dynamic height/width."""
     import onnx
 
     target = get_target(target)
@@ -454,6 +471,7 @@ def lint_model(model, target="jetson-nano"):
             "%s runs ONNX Runtime, not TensorRT: no TensorRT lint applies" % target.name], "table": None}
     table = load_table(series)
     g = _Graph(model)
+    g.input_size = input_size
     problems, notes = [], []
     for rule in RULES:
         found = rule(g, table, target)

@@ -30,20 +30,10 @@ PARITY_INPUTS = 3
 
 # -- arguments --------------------------------------------------------------------------------------------
 def parse_input_size(value):
-    """224, "224", "224x320", (224, 320) -> (H, W); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        value = (value, value)
-    if isinstance(value, str):
-        match = re.match(r"^(\d+)(?:[xX,](\d+))?$", value.strip())
-        if not match:
-            raise ConfigError("bad --input-size %r" % value, hint="use H or HxW, e.g. 224 or 256x320")
-        value = (int(match.group(1)), int(match.group(2) or match.group(1)))
-    h, w = (int(v) for v in value)
-    if h < 8 or w < 8 or h > 8192 or w > 8192:
-        raise ConfigError("input size %dx%d is out of range" % (h, w), hint="use 8..8192 pixels per side")
-    return h, w
+    """224, "224", "224x320", (224, 320) -> (H, W); None stays None (one parser, shared with the device side)."""
+    from edgekit.inputsize import parse_input_size as parse
+
+    return parse(value)
 
 
 def parse_batch(value):
@@ -290,28 +280,15 @@ def check_model(model):
                           hint="re-run with --no-simplify to see whether simplification caused it")
 
 
-def convert_opset(model, opset):
-    """Passthrough ONNX above the target's opset: convert down with onnx.version_converter, or explain."""
-    import onnx
-    from onnx import version_converter
+def convert_opset(model, opset, note=None):
+    """Passthrough ONNX above the target's opset: convert it down (edgekit.desktop.export.opset: ONNX's version
+    converter, else a per-op table), or an ExportError naming the op and opset that block it."""
+    from edgekit.desktop.export.opset import convert
 
-    from edgekit.desktop.export.lint import opset_of
-
-    current = opset_of(model)
-    if current is None or current <= opset:
-        return model
-    try:
-        converted = version_converter.convert_version(model, opset)
-        onnx.checker.check_model(converted)
-        return converted
-    except Exception as exc:        # the converter raises RuntimeError/ValidationError with the op's adapter
-        adapter = re.search(r"No Adapter (?:From|For) Version \$?(\d+) for (\w+)", str(exc))
-        if adapter:
-            raise ExportError("the model is at opset %d and %s (opset %s) cannot be converted down to %d" % (
-                current, adapter.group(2), adapter.group(1), opset),
-                hint="re-export it from its framework at opset %d" % opset)
-        raise ExportError("cannot convert the model from opset %d down to %d: %s" % (current, opset, _first_line(exc)),
-                          hint="re-export it from its framework at opset %d" % opset)
+    converted, notes = convert(model, opset)
+    for text in notes:
+        (note or (lambda _text: None))(text)
+    return converted
 
 
 def input_spec(model):
@@ -408,6 +385,9 @@ def export_model(source, out, target="jetson-nano", input_size=None, batch=1, op
         note(loaded.default_meta_note)
     convert = _from_onnx if loaded.onnx_model is not None else _from_torch
     model, reference, shape, input_name = convert(loaded, hw, batch, opset, note)
+    from edgekit.desktop.export.lint import opset_of
+
+    opset = opset_of(model) or opset          # an ONNX source below the target's opset keeps its own
     raw_nodes = count_nodes(model)
     log("exported at opset %d: %d nodes" % (opset, raw_nodes))
     if simplify:
@@ -544,15 +524,11 @@ def _output_names(result, count):
 
 def _from_onnx(loaded, hw, batch, opset, note):
     """ONNX passthrough: opset conversion if needed; fix shapes. Returns (model, Reference, shape, input name)."""
-    from edgekit.desktop.export.lint import opset_of
     from edgekit.desktop.export.parity import run_onnx
 
     model = loaded.onnx_model
     source_bytes = model.SerializeToString()         # the reference, before any change
-    before = opset_of(model)
-    model = convert_opset(model, opset)
-    if opset_of(model) != before:
-        note("converted the ONNX model from opset %s to %d" % (before, opset))
+    model = convert_opset(model, opset, note)
     name, dims = input_spec(model)
     initializers = set(i.name for i in model.graph.initializer)
     inputs = [i.name for i in model.graph.input if i.name not in initializers]

@@ -59,7 +59,8 @@ def test_third_party_model_with_dynamic_dims(tmp_path):
     assert pinned["flops"] > 0 and pinned["cost_input_shapes"] == {"input": [1, 3, 16, 16]}
     assert pinned["estimate"]["latency_ms"] > 0
     ops = [(p["op"], p["severity"]) for p in info["lint"]["problems"]]
-    assert ("opset", "error") in ops and ("(input)", "warning") in ops and not info["lint"]["ok"]
+    # opset 17 with ops that mean the same at 13 (judged by operator): a warning, convertible by export
+    assert ("opset", "warning") in ops and ("(input)", "warning") in ops and info["lint"]["ok"]
     # only a dynamic batch: FLOPs are counted at batch 1
     path2 = tmp_path / "batch.onnx"
     torch.onnx.export(em.Tiny().eval(), (torch.zeros(1, 3, 16, 16),), str(path2), opset_version=13,

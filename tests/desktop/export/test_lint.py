@@ -71,10 +71,11 @@ def test_opset_above_the_parser_and_custom_domain():
     m = _model([helper.make_node("MyNms", ["x"], ["y"], domain="com.acme", name="nms")], [_x()], [_y()],
                opset=17, extra_opsets=["com.acme"])
     lint = lint_model(m, "jetson-nano")
-    assert ("(model)", "opset", "error") in _ops(lint)
+    # judged by operator: no standard op here changed meaning since 13, so the opset alone is a warning
+    assert ("(model)", "opset", "warning") in _ops(lint)
     assert ("nms", "com.acme:MyNms", "error") in _ops(lint)
     assert "plugin" in [p for p in lint["problems"] if p["node"] == "nms"][0]["reason"]
-    assert ("(model)", "opset", "error") not in _ops(lint_model(m, "jetson-xavier-nx"))
+    assert ("(model)", "opset", "warning") not in _ops(lint_model(m, "jetson-xavier-nx"))
 
 
 def test_restrictions_from_the_table():
