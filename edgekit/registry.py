@@ -48,13 +48,17 @@ class Registry(object):
         self.extra = tuple(extra)          # names callers accept besides the entries (e.g. "auto")
         self._entries = collections.OrderedDict()
 
-    def register(self, name, target, **info):
-        """Add (or replace) ``name``. ``info`` holds facts other code reads (``hint``: what to install)."""
+    def register(self, name, target, first=False, **info):
+        """Add (or replace) ``name``, last in order (``first``: before every other entry: order is
+        a preference where one matters, e.g. ``auto``'s backends). ``info`` holds facts other code
+        reads (``hint``: what to install)."""
         if not isinstance(name, str) or not name:
             raise ValueError("a %s name must be a non-empty string" % self.kind)
         entry = dict(info)
         entry["target"] = target
         self._entries[name] = entry
+        if first:
+            self._entries.move_to_end(name, last=False)
         return name
 
     def unregister(self, name):

@@ -29,6 +29,9 @@ def test_registry_keeps_order_lists_names_and_refuses_unknown_ones():
     reg = Registry("widget", unknown=ConfigError, extra=("auto",))
     reg.register("b", "os:getcwd", hint="h")
     reg.register("a", "os:getpid")
+    reg.register("z", "os:getppid", first=True)
+    assert reg.names() == ["z", "b", "a"]
+    reg.unregister("z")
     assert reg.names() == ["b", "a"] and reg.choices() == ["auto", "b", "a"] and "a" in reg and len(reg) == 2
     assert reg.get("b", "hint") == "h" and reg.get("a", "hint") is None
     with pytest.raises(ConfigError, match=r"unknown widget 'c'") as info:
@@ -103,8 +106,7 @@ def test_a_backend_whose_module_cannot_import_is_unavailable_and_auto_skips_it(t
     """What the daemon's own copy of the auto choice did (it caught ImportError): now the registry's."""
     model = tmp_path / "m.onnx"
     model.write_bytes(b"")
-    runners.BACKENDS.register("broken", "edgekit_no_such_runner_module:Runner", hint="pip install broken")
-    runners.BACKENDS._entries.move_to_end("broken", last=False)        # first in auto's order
+    runners.BACKENDS.register("broken", "edgekit_no_such_runner_module:Runner", first=True, hint="pip install broken")
     try:
         assert runners.backend_available("broken") is False
         with pytest.raises(BackendUnavailable, match="backend broken cannot be loaded"):
