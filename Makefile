@@ -56,8 +56,8 @@ PY36_SOURCES := $(shell find edgekit -name '*.py' -not -path 'edgekit/desktop/*'
 # Device-side test files only (tests that drive edgekit.desktop, torch, vermin or flit_core
 # stay in the main tier). Deselected: the TensorRT 10 stand-in parses an opset-17 model with
 # the installed onnxruntime, and 1.10 reads opset <= 15; the vermin check runs in the main tier.
-PY36_TESTS  := tests/test_meta.py tests/test_targets.py tests/test_inputsize.py tests/test_cli.py tests/test_fsutil.py \
-	tests/test_doctor.py tests/test_fleet.py tests/test_docs.py \
+PY36_TESTS  := tests/test_meta.py tests/test_targets.py tests/test_inputsize.py tests/test_cli.py tests/test_cli_flags.py \
+	tests/test_fsutil.py tests/test_registry.py tests/test_doctor.py tests/test_fleet.py tests/test_docs.py \
 	tests/vision tests/runners tests/sources tests/service tests/engine \
 	tests/profiler --ignore=tests/profiler/test_estimate.py \
 	tests/bundle/test_bundle_verify.py tests/bundle/test_bundle_safety.py \

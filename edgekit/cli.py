@@ -6,12 +6,12 @@ and ``run(args)``. Those modules import only argparse-level things at the top; t
 the base install alone.
 """
 
-import argparse
 import importlib
 import os
 import sys
 
 from edgekit import __version__
+from edgekit.commands._args import Parser, unknown_arguments
 from edgekit.errors import UserError
 
 # name -> module; order is the order of `edgekit --help`
@@ -30,35 +30,40 @@ COMMANDS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with one line (argparse already uses 2) and a pointer to --help."""
-
-    def error(self, message):
-        sys.stderr.write("%s: error: %s. See `%s --help`.\n" % (self.prog, message, self.prog))
-        raise SystemExit(2)
-
-
 def build_parser():
-    parser = _Parser(prog="edgekit", description="Small vision models from a desktop to a camera on a Jetson: "
+    parser = Parser(prog="edgekit", description="Small vision models from a desktop to a camera on a Jetson: "
                      "train, export, quantize, build, serve, profile.")
     parser.add_argument("--version", action="version", version="edgekit %s" % __version__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
-        p.set_defaults(_module=module_name)
+        p.set_defaults(_module=module_name, _parser=p)
     return parser
 
 
 def main(argv=None):
+    """Run one command; returns its exit code (argument errors too: 2, after one line on stderr)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    as_program = argv is None
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except SystemExit as exc:           # --help, --version, or argparse's one-line error
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "command", None):
+        if extras:
+            try:
+                parser.error("unrecognized arguments: %s" % " ".join(extras))
+            except SystemExit as exc:
+                return exc.code
         parser.print_help()
         return 2
     module = importlib.import_module(args._module)
     try:
+        if extras:
+            raise unknown_arguments(args._parser, extras, argv)
         code = int(module.run(args) or 0)
     except UserError as exc:
         sys.stderr.write("edgekit %s: error: %s\n" % (args.command, exc.one_line()))
@@ -66,7 +71,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("edgekit %s: interrupted\n" % args.command)
         code = 130
-    if argv is None and getattr(module, "EXIT_AT_ONCE", False):
+    if as_program and getattr(module, "EXIT_AT_ONCE", False):
         exit_at_once(code)
     return code
 

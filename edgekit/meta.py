@@ -11,6 +11,7 @@ walks the protobuf wire format for ``ModelProto.metadata_props`` (field 14) only
 import json
 
 from edgekit.errors import MetadataError, ModelError
+from edgekit.vision import decoders
 
 META_KEY = "edgekit"
 SCHEMA_VERSION = 1
@@ -20,7 +21,6 @@ LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
 PRECISIONS = ("fp32", "fp16", "int8")
-DECODERS = ("classification", "centernet", "yolov5", "yolov8")
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -42,7 +42,8 @@ class ModelMeta(object):
               "layout": "NCHW"|"NHWC", "dtype": "float32"|"float16"|"uint8"}
       preprocess: {"color": "RGB"|"BGR", "resize": "stretch"|"letterbox",
                    "mean": [3 floats, 0..1 units], "std": [3 floats], "pad_value": int}
-      decoder: {"type": one of DECODERS, ...decoder parameters (thresholds, stride, top_k)}
+      decoder: {"type": a name in edgekit.vision.decoders.DECODERS, ...decoder parameters (thresholds,
+               stride, top_k)}
       precision: "fp32"|"fp16"|"int8"
       source: {"checkpoint_sha256", "recipe", "framework", ...} (free-form)
       edgekit_version, target (optional), extra (free-form dict)
@@ -92,8 +93,9 @@ class ModelMeta(object):
             _need(isinstance(p[key], list) and len(p[key]) == 3, "preprocess.%s" % key, "must list 3 numbers")
             p[key] = [float(v) for v in p[key]]
         _need(all(v > 0 for v in p["std"]), "preprocess.std", "must be positive")
-        _need(self.decoder.get("type") in DECODERS, "decoder.type",
-              "must be one of %s, got %r" % (DECODERS, self.decoder.get("type")))
+        known = tuple(decoders.names())
+        _need(self.decoder.get("type") in known, "decoder.type",
+              "must be one of %s, got %r" % (known, self.decoder.get("type")))
         _need(self.precision in PRECISIONS, "precision", "must be one of %s" % (PRECISIONS,))
         return self
 

@@ -1,5 +1,7 @@
 """`edgekit build`: build (or fetch from the cache) a TensorRT engine for this device."""
 
+from edgekit.commands import _args
+
 HELP = "build a TensorRT engine on this device (cached by model, TensorRT, GPU, precision, shapes)"
 DESCRIPTION = (
     "Build a TensorRT engine from an ONNX model (or the model of an installed bundle directory) with "
@@ -10,28 +12,25 @@ DESCRIPTION = (
 
 def add_arguments(parser):
     parser.add_argument("model", nargs="?", help="MODEL.onnx or a bundle directory")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"),
-                        help="engine precision (default: the model's own if fp16/int8, else fp16)")
+    _args.add_precision(parser, help="engine precision (default: the model's own if fp16/int8, else fp16)")
     parser.add_argument("--workspace", type=int, metavar="MiB",
                         help="builder workspace in MiB (default: capped by board memory, 256 on a 4 GB Nano)")
-    parser.add_argument("--calib-cache", metavar="FILE", help="INT8 calibration cache from `edgekit quantize`")
+    _args.add_calib_cache(parser)
     parser.add_argument("--shapes", action="append", metavar="NAME:MIN/OPT/MAX",
                         help="shapes of a dynamic input, e.g. images:1x3x224x224/4x3x224x224/8x3x224x224 "
                         "(repeat per input)")
     parser.add_argument("--timing-cache", metavar="FILE",
                         help="TensorRT timing cache to read and update (default: one per TensorRT+GPU in the cache dir)")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="engine cache (default: $EDGEKIT_CACHE_DIR or ~/.cache/edgekit/engines)")
+    _args.add_cache_dir(parser)
     parser.add_argument("--force", action="store_true",
                         help="build a precision this GPU cannot run fast (with a warning); --clear rebuilds from scratch")
     parser.add_argument("--print-trtexec", action="store_true",
                         help="print the equivalent trtexec command line and exit (needs no TensorRT)")
-    parser.add_argument("--target", default=None,
-                        help="for --print-trtexec without TensorRT here: the target whose TensorRT to write for "
-                        "(default: jetson-nano)")
+    _args.add_target(parser, help="for --print-trtexec without TensorRT here: the device preset whose TensorRT "
+                     "to write for", default_text="jetson-nano")
     parser.add_argument("--list", action="store_true", help="list cached engines")
     parser.add_argument("--clear", action="store_true", help="delete every cached engine")
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+    _args.add_json(parser, "the engine record", note="with --list the cached engines, with --clear what was removed")
     parser.add_argument("--no-isolate", action="store_true",
                         help="build in this process (default: a child process, to report out-of-memory kills)")
 

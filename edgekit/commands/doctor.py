@@ -2,6 +2,8 @@
 
 import argparse
 
+from edgekit.commands import _args
+
 HELP = "check this machine for edgekit: Jetson, JetPack, TensorRT, CUDA, OpenCV+GStreamer, cameras, power, memory"
 DESCRIPTION = ("Check what this machine has for edgekit, each item with ✓ or ✗ and what to do: the Jetson board, "
                "L4T/JetPack, Python, TensorRT, CUDA, cuDNN, pycuda, ONNX Runtime, OpenCV and its GStreamer support, "
@@ -10,7 +12,7 @@ DESCRIPTION = ("Check what this machine has for edgekit, each item with ✓ or �
 
 
 def add_arguments(parser):
-    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    _args.add_json(parser, "the report")
     parser.add_argument("--root", default="/", help=argparse.SUPPRESS)    # tests: a recorded file tree
 
 

@@ -1,5 +1,7 @@
 """`edgekit export`: a PyTorch model or ONNX file -> TensorRT-ready ONNX for a target, verified."""
 
+from edgekit.commands import _args
+
 HELP = "export a model to ONNX for a target (checked, simplified, parity-tested, TensorRT-linted)"
 DESCRIPTION = """Export SOURCE to a self-describing ONNX file for --target.
 
@@ -18,7 +20,7 @@ TensorRT. Nothing is written unless every check passes."""
 def add_arguments(parser):
     import argparse
 
-    from edgekit.targets import DEFAULT_TARGET, names
+    from edgekit.targets import DEFAULT_TARGET
 
     parser.add_argument("source", metavar="SOURCE", help="checkpoint, torchvision:NAME, module:factory, "
                         "TorchScript or .onnx file")
@@ -26,8 +28,7 @@ def add_arguments(parser):
                         help="output ONNX file (default: beside a checkpoint or TorchScript SOURCE, same name "
                         "with .onnx, e.g. runs/det/best.pt -> runs/det/best.onnx)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--target", "-t", default=DEFAULT_TARGET, choices=names(), metavar="T",
-                        help="device preset: %s (default %%(default)s)" % ", ".join(names()))
+    _args.add_target(parser, default=DEFAULT_TARGET)
     parser.add_argument("--input-size", metavar="H[xW]", help="input height[xwidth] (default: from the "
                         "checkpoint or ONNX file, else 224)")
     parser.add_argument("--batch", default="1", metavar="N|dynamic", help="batch size, or 'dynamic' "
@@ -35,15 +36,14 @@ def add_arguments(parser):
     parser.add_argument("--opset", type=int, help="ONNX opset (default: the target's maximum)")
     parser.add_argument("--weights", metavar="FILE", help="state_dict for torchvision:NAME or module:factory")
     parser.add_argument("--labels", metavar="FILE", help="class names, one per line (or a JSON/YAML list)")
-    parser.add_argument("--meta", metavar="FILE.yaml", help="metadata fields (task, preprocess, decoder, "
-                        "labels) for non-edgekit models")
+    _args.add_meta(parser, help="metadata fields (task, preprocess, decoder, labels) for non-edgekit models")
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     parser.add_argument("--strict", action="store_true", help="fail (exit 2, nothing written) on any "
                         "TensorRT lint problem")
     parser.add_argument("--atol", type=float, help="parity absolute tolerance (fp32 default 1e-4)")
     parser.add_argument("--rtol", type=float, help="parity tolerance relative to the output's scale "
                         "(fp32 default 1e-3)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    _args.add_json(parser, "the report")
 
 
 def run(args):

@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+from edgekit.commands import _args
+
 HELP = "fleet view: the devices publishing to an MQTT broker (online/offline, model, fps, temperature)"
 DESCRIPTION = HELP + """.
 
@@ -14,8 +16,8 @@ The password, when the broker needs one, comes from the EDGEKIT_MQTT_PASSWORD en
 
 
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    status = sub.add_parser("status", help="list the devices and what they run", description=DESCRIPTION)
+    sub = _args.add_actions(parser)
+    status = _args.add_action(sub, parser, "status", help="list the devices and what they run", description=DESCRIPTION)
     status.add_argument("--broker", required=True, metavar="HOST[:PORT]", help="MQTT broker (port 1883 by default)")
     status.add_argument("--prefix", default="edgekit", help="topic prefix the daemons use (default: edgekit)")
     status.add_argument("--wait", type=float, default=1.0, metavar="S",
@@ -23,7 +25,7 @@ def add_arguments(parser):
     status.add_argument("--stale", type=float, default=60.0, metavar="S",
                         help="mark an online device stale when nothing came for S seconds (default 60)")
     status.add_argument("--username", help="broker user name")
-    status.add_argument("--json", action="store_true", help="print JSON on stdout")
+    _args.add_json(status, "the devices")
 
 
 def _age(seconds):

@@ -1,5 +1,7 @@
 """`edgekit inspect`: an ONNX file's inputs, metadata, ops, cost, TensorRT lint and latency estimate."""
 
+from edgekit.commands import _args
+
 HELP = "describe an ONNX model: I/O, metadata, ops, params, FLOPs, TensorRT lint, latency estimate"
 DESCRIPTION = """Describe an ONNX file (any, including third-party models with dynamic dimensions):
 inputs and outputs, the edgekit metadata, the op histogram, parameters and FLOPs (per layer with
@@ -9,16 +11,14 @@ inputs and outputs, the edgekit metadata, the op histogram, parameters and FLOPs
 def add_arguments(parser):
     import argparse
 
-    from edgekit.targets import names
-
     parser.add_argument("model", metavar="MODEL.onnx", help="ONNX file")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--target", "-t", choices=names(), metavar="T", help="device preset for the lint and "
-                        "the estimate: %s (default: the model's metadata target, else jetson-nano)" % ", ".join(names()))
+    _args.add_target(parser, help="device preset for the lint and the estimate",
+                     default_text="the model's metadata target, else jetson-nano")
     parser.add_argument("--layers", action="store_true", help="per-layer FLOPs, params and estimated time")
     parser.add_argument("--input-size", metavar="H[xW]", help="height[xwidth] for FLOPs and the estimate when "
                         "the model's input size is dynamic")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _args.add_json(parser, "the description")
 
 
 def run(args):

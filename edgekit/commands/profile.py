@@ -1,27 +1,42 @@
 """`edgekit profile`: how fast is this model, where does the time go, did it get slower, and how
 fast will it be on a Nano.
 
-    edgekit profile model.onnx --batch 1,4 --threads 1,2 --json run.json --plot run.png
+    edgekit profile model.onnx --batch 1,4 --threads 1,2 --report run.json --plot run.png
     edgekit profile model.onnx --pipeline --source synthetic://?fps=0 --frames 300
     edgekit profile model.onnx --layers 10 --estimate jetson-nano
     edgekit profile compare base.json new.json --fail-over 5        (exit 1 on regression)
 """
 
+from edgekit.commands import _args
+
 HELP = "latency of a model or the whole camera pipeline; compare runs; estimate a Jetson's latency"
 DESCRIPTION = (
-    "Profile MODEL: warm-up and first inference apart, then time until both --duration and --min-iters "
-    "are met; nearest-rank percentiles, throughput, telemetry, every sample kept in --json. "
+    "Profile MODEL (`edgekit profile MODEL` is `edgekit profile run MODEL`): warm-up and first inference "
+    "apart, then time until both --duration and --min-iters are met; nearest-rank percentiles, throughput, "
+    "telemetry, every sample kept in --report. "
     "`edgekit profile compare BASE.json NEW.json [--fail-over PCT] [--metric p50]` prints the deltas "
     "and exits 0 (no regression), 1 (regression beyond PCT) or 2 (user error).")
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL", help="an .onnx or engine file, or the word `compare`")
-    parser.add_argument("files", nargs="*", metavar="FILE", help="with `compare`: BASE.json NEW.json")
+    sub = _args.add_actions(parser, default="run")
+    add_run_arguments(_args.add_action(
+        sub, parser, "run", help="profile MODEL, or with --pipeline the daemon's camera pipeline (the default "
+        "action: `edgekit profile MODEL ...` is `edgekit profile run MODEL ...`)"))
+    cmp_ = _args.add_action(sub, parser, "compare", help="compare two profile reports; exit 1 on a regression "
+                            "beyond --fail-over")
+    cmp_.add_argument("files", nargs="*", metavar="FILE", help="BASE.json NEW.json (two --report files)")
+    cmp_.add_argument("--fail-over", type=float, metavar="PCT", help="exit 1 when --metric worsens by more than PCT %%")
+    cmp_.add_argument("--metric", default="p50", help="statistic judged by --fail-over: p50 (default), p90, p99, "
+                      "mean, max, throughput_fps ...")
+    _args.add_json(cmp_, "the comparison")
+
+
+def add_run_arguments(parser):
+    parser.add_argument("model", metavar="MODEL", help="an .onnx or engine file")
     run = parser.add_argument_group("model runs")
-    run.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or opencv (default: auto)")
-    run.add_argument("--precision", choices=("fp32", "fp16", "int8"),
-                     help="TensorRT build precision; with onnxruntime it must match the model file")
+    _args.add_backend(run, default="auto")
+    _args.add_precision(run, help="TensorRT build precision; with onnxruntime it must match the model file")
     run.add_argument("--providers", help="ONNX Runtime execution providers, e.g. cuda,cpu (default: cpu)")
     run.add_argument("--batch", default="1", help="batch sizes, comma separated: one row each (default: 1)")
     run.add_argument("--threads", default=None, help="intra-op threads, comma separated: one row each "
@@ -38,33 +53,36 @@ def add_arguments(parser):
                      "dynamic (default: the model's metadata, e.g. Ultralytics imgsz)")
     run.add_argument("--layers", nargs="?", type=int, const=15, default=None, metavar="N",
                      help="per-layer times, the N slowest (default N: 15)")
-    run.add_argument("--estimate", metavar="TARGET", help="also predict the latency on TARGET (e.g. jetson-nano) "
-                     "from the ONNX graph")
+    _args.add_target(run, flags=("--estimate",), help="also predict the latency on this device preset from the "
+                     "ONNX graph")
     run.add_argument("--no-telemetry", action="store_true", help="do not sample CPU/RSS/tegrastats during the run")
     pipe = parser.add_argument_group("pipeline mode")
     pipe.add_argument("--pipeline", action="store_true", help="profile the daemon's camera pipeline per stage")
     pipe.add_argument("--source", help="frame source for --pipeline: video file, image folder, csi://0, "
                       "v4l2:///dev/video0, rtsp://..., synthetic://?fps=0")
-    pipe.add_argument("--frames", type=int, help="--pipeline: exactly this many timed frames")
-    pipe.add_argument("--workers", metavar="N|auto", help="--pipeline: frames in flight, as `edgekit serve "
-                      "--workers` (default auto: one per core when every frame of the source counts, e.g. "
-                      "synthetic://?fps=0 or file:///clip.mp4?realtime=0, and ONNX Runtime runs on the CPU)")
-    pipe.add_argument("--meta", metavar="FILE.yaml", help="--pipeline with a model that carries no edgekit "
-                      "metadata: task, labels, input, preprocess, decoder")
+    _args.add_frames(pipe, help="--pipeline: exactly this many timed frames")
+    _args.add_workers(pipe, help="--pipeline: frames in flight, as `edgekit serve --workers` (default auto: one "
+                      "per core when every frame of the source counts, e.g. synthetic://?fps=0 or "
+                      "file:///clip.mp4?realtime=0, and ONNX Runtime runs on the CPU)")
+    _args.add_meta(pipe, help="--pipeline with a model that carries no edgekit metadata: task, labels, input, "
+                   "preprocess, decoder")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--json", metavar="FILE", help="write the result with every sample (schema_version 1); - for stdout")
+    _args.add_json(out, "the result with every sample", note="the table goes to stderr")
+    _args.add_report(out, "the result with every sample (schema_version 1)")
+    _args.keep_json_file_spelling(parser, "edgekit profile")
     out.add_argument("--csv", metavar="FILE", help="write one row per run or stage")
     out.add_argument("--md", metavar="FILE", help="write a Markdown report")
     out.add_argument("--plot", metavar="FILE.png", help="latency histogram + CDF (stacked stages for --pipeline)")
-    cmp_ = parser.add_argument_group("compare (edgekit profile compare BASE.json NEW.json)")
-    cmp_.add_argument("--fail-over", type=float, metavar="PCT", help="exit 1 when --metric worsens by more than PCT %%")
-    cmp_.add_argument("--metric", default="p50", help="statistic judged by --fail-over: p50 (default), p90, p99, "
-                      "mean, max, throughput_fps ...")
 
 
 def run(args):
-    if args.model == "compare":
+    if args.action == "compare":
         return run_compare(args)
+    if args.action is None:
+        from edgekit.errors import ConfigError
+
+        raise ConfigError("`edgekit profile` needs a model", hint="write `edgekit profile MODEL.onnx`, or "
+                          "`edgekit profile compare BASE.json NEW.json`")
     return run_profile(args)
 
 
@@ -79,6 +97,13 @@ def run_compare(args):
                           hint="edgekit profile compare BASE.json NEW.json [--fail-over PCT]")
     base, new = (report.load_json(path) for path in args.files)
     outcome = compare.compare(base, new, metric=args.metric, fail_over=args.fail_over)
+    if args.json:
+        import json
+
+        doc = dict(outcome, base=args.files[0], new=args.files[1], metric=args.metric, fail_over=args.fail_over,
+                   context_differences=list(compare.context_differences(base, new)))
+        print(json.dumps(doc, indent=2, sort_keys=True, default=float))
+        return 1 if args.fail_over is not None and outcome["regressed"] else 0
     print(format_table(outcome["rows"], ["run", "statistic", "base", "new", "delta", "change %"], digits=3,
                        title="%s -> %s" % tuple(args.files)))
     for line in compare.context_differences(base, new):
@@ -100,25 +125,15 @@ def run_compare(args):
 def _check_flags(args):
     from edgekit.errors import ConfigError
 
-    if args.files:
-        raise ConfigError("unexpected argument(s) after MODEL: %s" % " ".join(args.files),
-                          hint="give one model; to compare runs use `edgekit profile compare BASE.json NEW.json`")
-    if args.fail_over is not None:
-        raise ConfigError("--fail-over belongs to `edgekit profile compare`", hint="drop it for a profile run")
     if args.pipeline and not args.source:
         raise ConfigError("--pipeline needs --source", hint="e.g. --source synthetic://?fps=0 or a video file")
     if (args.source or args.meta or args.frames or args.workers) and not args.pipeline:
         raise ConfigError("--source, --frames, --meta and --workers are for --pipeline", hint="add --pipeline")
-    if args.workers is not None and args.workers != "auto" and not (args.workers.isdigit() and int(args.workers) >= 1):
-        raise ConfigError("--workers must be auto or an integer >= 1, got %r" % args.workers,
-                          hint="1 = one frame at a time (a camera's latency); N = N frames in flight")
     if args.pipeline and (args.batch != "1" or (args.threads and "," in args.threads) or args.layers):
         raise ConfigError("--pipeline runs the daemon's loop at batch 1 with one thread setting, without --layers",
                           hint="profile the model alone for batch/thread sweeps and per-layer times")
     if args.zero_copy and args.backend != "tensorrt":
         raise ConfigError("--zero-copy is a TensorRT runner option", hint="add --backend tensorrt (on a Jetson)")
-    if args.frames is not None and args.frames <= 0:
-        raise ConfigError("--frames must be positive", hint="e.g. --frames 300")
     if args.duration <= 0 or args.warmup_ms < 0 or (args.min_iters is not None and args.min_iters <= 0):
         raise ConfigError("--duration must be > 0, --warmup-ms >= 0 and --min-iters > 0",
                           hint="e.g. --duration 3 --min-iters 100")
@@ -130,10 +145,6 @@ def _check_flags(args):
         from edgekit.profiler.report import pyplot as _pyplot
 
         _pyplot()
-    if args.estimate:
-        from edgekit.targets import get_target
-
-        get_target(args.estimate)
 
 
 def _input_shapes(args):
@@ -174,7 +185,7 @@ def run_profile(args):
         result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames, meta=meta,
                                   duration_s=args.duration, min_frames=min_iters, warmup_ms=args.warmup_ms,
                                   percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry,
-                                  workers="auto" if args.workers in (None, "auto") else int(args.workers))
+                                  workers=args.workers or "auto")
         if args.estimate:
             result["estimate"] = prun.estimate_for(args.model, args.estimate, args.precision)
     else:
@@ -197,15 +208,15 @@ def run_profile(args):
     for line in result.get("warnings") or ():
         warn(line)
     table = report.text(result, layers_n=args.layers)
-    if args.json == "-":
+    if args.json:
         import sys
 
         sys.stderr.write(table + "\n")
         print(json.dumps(result, indent=2, sort_keys=True, default=float))
     else:
         print(table)
-    if args.json and args.json != "-":
-        report.write_json(args.json, result)
+    if args.report:
+        report.write_json(args.report, result)
     if args.csv:
         report.write_csv(args.csv, result)
     if args.md:

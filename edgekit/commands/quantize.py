@@ -1,19 +1,21 @@
 """`edgekit quantize`: FP16 / INT8 in the form the target runs, with the accuracy cost measured first."""
 
+from edgekit.commands import _args
+
 HELP = "quantize an ONNX model to fp16 or int8 for a target, measuring what it costs"
 DESCRIPTION = """Quantize MODEL.onnx for a target and measure, before anything is written, what it costs:
 reference vs quantized accuracy or mAP@0.5 (--val), top-1 agreement and output cosine, and ONNX Runtime
 CPU latency side by side. FP16 on TensorRT targets is a builder flag (the ONNX stays FP32, metadata says
 fp16); on x86-cpu it is an FP16 ONNX with FP32 inputs/outputs. INT8 is static QDQ calibrated through the
 model's own preprocessing, with the target's scheme (TensorRT: symmetric S8S8; x86-cpu: U8S8), plus a
-TensorRT calibration cache (OUT.calib). Writes OUT.onnx, OUT.md and --json FILE."""
+TensorRT calibration cache (OUT.calib). Writes OUT.onnx, OUT.md and --report FILE; --json prints the
+report on stdout."""
 
 
 def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL.onnx", help="FP32 ONNX model (with edgekit metadata, or --meta)")
-    parser.add_argument("--precision", required=True, choices=("fp16", "int8"), help="target precision")
-    parser.add_argument("--target", required=True, metavar="T",
-                        help="device preset (jetson-nano, jetson-xavier-nx, jetson-orin-nano, x86-cpu, x86-trt10)")
+    _args.add_precision(parser, required=True, choices=("fp16", "int8"), help="target precision")
+    _args.add_target(parser, required=True)
     parser.add_argument("--out", required=True, metavar="OUT.onnx", help="output model")
     parser.add_argument("--calib", metavar="DIR", help="calibration images (INT8; also held-out agreement)")
     parser.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"),
@@ -29,14 +31,23 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true",
                         help="allow a precision the target has no fast path for (e.g. INT8 for a Nano bundle "
                         "meant for Xavier/Orin)")
-    parser.add_argument("--meta", metavar="FILE.yaml", help="metadata for a model that carries none")
-    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    _args.add_meta(parser)
+    _args.add_json(parser, "the report")
+    _args.add_report(parser, "the report")
+    _args.keep_json_file_spelling(parser, "edgekit quantize")
 
 
 def run(args):
     from edgekit.desktop.quantize.run import quantize
 
-    quantize(args.model, args.out, args.precision, args.target, calib=args.calib, calib_method=args.calib_method,
-             calib_count=args.calib_count, val=args.val, max_drop=args.max_drop, exclude=args.exclude,
-             auto_exclude=args.auto_exclude, force=args.force, json_path=args.json, meta=args.meta)
+    report = quantize(args.model, args.out, args.precision, args.target, calib=args.calib,
+                      calib_method=args.calib_method, calib_count=args.calib_count, val=args.val,
+                      max_drop=args.max_drop, exclude=args.exclude, auto_exclude=args.auto_exclude, force=args.force,
+                      json_path=args.report, meta=args.meta)
+    if args.json:
+        import sys
+
+        from edgekit.jsonutil import dumps
+
+        sys.stdout.write(dumps(report, indent=2, sort_keys=True) + "\n")
     return 0

@@ -1,5 +1,7 @@
 """`edgekit serve`: the camera inference daemon."""
 
+from edgekit.commands import _args
+
 HELP = "run the camera inference daemon (sources -> model -> JSONL / HTTP / MQTT)"
 DESCRIPTION = """Run a model on a camera, stream or file, all day: the newest frame is inferred, results go
 to a JSON Lines file, an HTTP server (status page, /metrics, MJPEG stream) and MQTT. Settings come from
@@ -36,8 +38,7 @@ FLAG_KEYS = (
 
 def add_arguments(parser):
     parser.add_argument("--model", metavar="M", help="model: .onnx with edgekit metadata, or a TensorRT engine")
-    parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "opencv"),
-                        help="inference backend (default auto: tensorrt, onnxruntime, opencv - first installed)")
+    _args.add_backend(parser, default_text="the config's model.backend, else auto")
     parser.add_argument("--source", metavar="SRC", help="camera, stream, file or folder (see above)")
     parser.add_argument("--config", metavar="FILE", help="YAML settings (flags override them)")
     parser.add_argument("--http", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8080",
@@ -47,40 +48,23 @@ def add_arguments(parser):
     parser.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish results to this MQTT broker ('off' disables)")
     parser.add_argument("--device-id", metavar="ID", help="device name in records and MQTT topics")
     parser.add_argument("--jsonl", metavar="FILE", help="append results to FILE (JSON Lines, rotated by size)")
-    parser.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N processed frames")
+    _args.add_frames(parser, help="stop after N processed frames")
     parser.add_argument("--summary", metavar="FILE", help="write a JSON summary at exit (frames, dropped, fps, "
                         "reconnects, latency_ms per stage)")
     parser.add_argument("--loop", action="store_true", default=None, help="start files and folders again at the end")
     parser.add_argument("--fast", action="store_true", help="video files: every frame as fast as possible "
                         "instead of at the file's frame rate")
-    parser.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads")
-    parser.add_argument("--meta", metavar="FILE", help="metadata YAML for a model without an edgekit block")
+    parser.add_argument("--threads", type=_args.positive_int, metavar="N", help="ONNX Runtime intra-op threads")
+    _args.add_meta(parser)
     parser.add_argument("--overlap", choices=("auto", "on", "off"),
                         help="preprocess the next frame during inference (auto: on when inference runs on a GPU)")
-    parser.add_argument("--workers", type=_workers, metavar="N|auto",
-                        help="frames in flight (default auto: one per core for a file read with --fast or an "
-                        "image folder on the CPU; 1 for cameras and streams, for the lowest latency)")
-    parser.add_argument("--chunk", type=_workers, metavar="N|auto",
+    _args.add_workers(parser, help="frames in flight (default auto: one per core for a file read with --fast or an "
+                      "image folder on the CPU; 1 for cameras and streams, for the lowest latency)")
+    parser.add_argument("--chunk", type=_args.chunk_value, metavar="N|auto",
                         help="frames each worker takes at a time when the workers read the source themselves "
                         "(default auto: 16, fewer when they would take over 0.1 s or 32 MB - each stage then "
                         "runs over all of them, hot in the cache)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout at exit")
-
-
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not an integer" % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
-    return value
-
-
-def _workers(text):
-    return "auto" if text == "auto" else _positive_int(text)
+    _args.add_json(parser, "the summary (at exit)")
 
 
 def overrides_from_args(args):

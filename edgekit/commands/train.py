@@ -1,5 +1,7 @@
 """`edgekit train`: train a recipe from models/ on a dataset folder or the built-in shapes set."""
 
+from edgekit.commands import _args
+
 HELP = "train a classifier or detector from a recipe (ImageFolder, YOLO or the built-in shapes set)"
 DESCRIPTION = """Train a recipe (models/*.yaml or a recipe name) and write best.pt, last.pt, metrics.json,
 curves.png and labels.txt to --out. `edgekit export OUT/best.pt` takes the result with no more flags.
@@ -33,7 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--strict", action="store_true",
                         help="images without labels or labels without images are errors, not warnings")
     parser.add_argument("--data-cache", metavar="DIR", help="where `--data shapes` is generated (default OUT/data)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    _args.add_json(parser, "the result")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

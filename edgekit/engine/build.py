@@ -14,9 +14,9 @@ import time
 from edgekit import fsutil
 from edgekit.engine import cache, cuda_api, memory, trt_api
 from edgekit.errors import ConfigError, ModelError, PrecisionError, UserError
+from edgekit.meta import PRECISIONS
 from edgekit.progress import say
 
-PRECISIONS = ("fp32", "fp16", "int8")
 FAST_PROPERTY = {"fp16": "platform_has_fast_fp16", "int8": "platform_has_fast_int8"}
 MIB = 1024 ** 2
 JETSON_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"

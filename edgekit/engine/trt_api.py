@@ -22,10 +22,10 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError:
-        from edgekit.runners import INSTALL_HINTS
+        from edgekit.runners import install_hint
 
         raise BackendUnavailable("TensorRT's Python bindings (tensorrt) are not installed here",
-                                 hint=INSTALL_HINTS["tensorrt"])
+                                 hint=install_hint("tensorrt"))
     return trt
 
 

@@ -2,59 +2,78 @@
 
     with open_runner("onnxruntime", "model.onnx") as runner:
         outputs = runner.infer({"images": tensor})
+
+``BACKENDS`` is the one list of backends: the CLI's ``--backend`` choices, the daemon config's
+``model.backend``, the ``auto`` preference order (registration order) and which model files need
+which backend (``files``) all come from it. A backend is one ``BACKENDS.register`` call here plus
+its module.
 """
 
-import importlib
 import os
 
 from edgekit.errors import BackendUnavailable, ConfigError
+from edgekit.registry import Registry
 
-RUNNERS = {
-    "onnxruntime": "edgekit.runners.onnxruntime:OnnxRuntimeRunner",
-    "tensorrt": "edgekit.runners.tensorrt:TensorRTRunner",
-    "opencv": "edgekit.runners.opencv:OpenCVRunner",
-}
+AUTO = "auto"
+BACKENDS = Registry("backend", unknown=ConfigError, unavailable=BackendUnavailable, extra=(AUTO,))
 
-# What each backend needs, and how to get it, per platform.
-INSTALL_HINTS = {
-    "onnxruntime": "pip install onnxruntime (desktop GPU: onnxruntime-gpu; Jetson: NVIDIA's Jetson Zoo wheel "
-                   "for your JetPack)",
-    "tensorrt": "on a Jetson: sudo apt install python3-libnvinfer (part of JetPack) and build pycuda "
-                "(jetson/setup.sh); on a desktop: pip install 'edgekit[tensorrt]'",
-    "opencv": "pip install opencv-python-headless (on a Jetson use JetPack's python3-opencv)",
-}
+# Registration order is the order ``auto`` tries them in. ``hint``: what the backend needs and how
+# to get it, per platform; ``files``: model file extensions only this backend runs.
+BACKENDS.register(
+    "tensorrt", "edgekit.runners.tensorrt:TensorRTRunner", files=(".engine", ".plan", ".trt"),
+    file_kind="a TensorRT engine file",
+    hint="on a Jetson: sudo apt install python3-libnvinfer (part of JetPack) and build pycuda "
+         "(jetson/setup.sh); on a desktop: pip install 'edgekit[tensorrt]'")
+BACKENDS.register(
+    "onnxruntime", "edgekit.runners.onnxruntime:OnnxRuntimeRunner",
+    hint="pip install onnxruntime (desktop GPU: onnxruntime-gpu; Jetson: NVIDIA's Jetson Zoo wheel "
+         "for your JetPack)")
+BACKENDS.register(
+    "opencv", "edgekit.runners.opencv:OpenCVRunner",
+    hint="pip install opencv-python-headless (on a Jetson use JetPack's python3-opencv)")
+
+
+def names():
+    """Every backend, in ``auto``'s preference order."""
+    return BACKENDS.names()
+
+
+def choices():
+    """What ``--backend`` / ``model.backend`` accept: ``auto`` and every backend."""
+    return BACKENDS.choices()
+
+
+def install_hint(name):
+    return BACKENDS.get(name, "hint")
 
 
 def runner_class(name):
-    try:
-        target = RUNNERS[name]
-    except KeyError:
-        raise ConfigError("unknown backend %r" % (name,), hint="choose one of: auto, %s" % ", ".join(sorted(RUNNERS)))
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+    return BACKENDS.load(name)
 
 
 def backend_available(name):
-    """True when the backend's libraries import here."""
+    """True when the backend's module and libraries import here."""
     try:
-        return runner_class(name).available()
+        return bool(runner_class(name).available())
     except BackendUnavailable:
         return False
 
 
 def choose_backend(name, model_path):
-    """Resolve ``auto``: an engine file needs tensorrt; an ONNX file prefers tensorrt when present,
-    else onnxruntime, else opencv. Returns (backend, reason)."""
-    if name != "auto":
+    """Resolve ``auto``: a file only one backend runs (a TensorRT engine) picks it; anything else
+    takes the first available backend in preference order (tensorrt, onnxruntime, opencv).
+    Returns (backend, reason)."""
+    if name != AUTO:
         return name, "asked for"
     ext = os.path.splitext(str(model_path))[1].lower()
-    if ext in (".engine", ".plan", ".trt"):
-        return "tensorrt", "a TensorRT engine file"
-    for candidate in ("tensorrt", "onnxruntime", "opencv"):
+    for backend in BACKENDS:
+        if ext in BACKENDS.get(backend, "files", ()):
+            return backend, BACKENDS.get(backend, "file_kind") or "a %s file" % ext
+    order = names()
+    for candidate in order:
         if backend_available(candidate):
-            return candidate, "first available of tensorrt, onnxruntime, opencv"
-    raise BackendUnavailable("no inference backend is installed",
-                             hint=INSTALL_HINTS["onnxruntime"])
+            return candidate, "auto: first available of %s" % ", ".join(order)
+    raise BackendUnavailable("no inference backend is installed", hint=install_hint("onnxruntime"))
 
 
 def open_runner(name, model_path, **options):
@@ -66,5 +85,5 @@ def open_runner(name, model_path, **options):
     backend, _reason = choose_backend(name, model_path)
     cls = runner_class(backend)
     if not cls.available():
-        raise BackendUnavailable("backend %s is not installed here" % backend, hint=INSTALL_HINTS[backend])
+        raise BackendUnavailable("backend %s is not installed here" % backend, hint=install_hint(backend))
     return cls(model_path, **options)

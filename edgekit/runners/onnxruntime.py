@@ -25,9 +25,9 @@ def _ort():
     try:
         import onnxruntime
     except ImportError:
-        from edgekit.runners import INSTALL_HINTS
+        from edgekit.runners import install_hint
 
-        raise BackendUnavailable("onnxruntime is not installed", hint=INSTALL_HINTS["onnxruntime"])
+        raise BackendUnavailable("onnxruntime is not installed", hint=install_hint("onnxruntime"))
     return onnxruntime
 
 

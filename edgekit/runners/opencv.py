@@ -22,9 +22,9 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        from edgekit.runners import INSTALL_HINTS
+        from edgekit.runners import install_hint
 
-        raise BackendUnavailable("OpenCV (cv2) is not installed", hint=INSTALL_HINTS["opencv"])
+        raise BackendUnavailable("OpenCV (cv2) is not installed", hint=install_hint("opencv"))
     if not hasattr(cv2, "dnn"):
         raise BackendUnavailable("this OpenCV has no dnn module", hint="install an OpenCV build with dnn")
     return cv2

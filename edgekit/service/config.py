@@ -8,12 +8,17 @@ Relative paths in a file are relative to that file; in flags, to the working dir
 
 import copy
 import difflib
+import ipaddress
 import os
 
+from edgekit import runners
 from edgekit.errors import ConfigError
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "opencv")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+def _rtsp_decoders():
+    from edgekit.sources.rtsp import DECODERS
+
+    return tuple(DECODERS) + (None,)
 
 
 class Key(object):
@@ -23,10 +28,14 @@ class Key(object):
         self.types = types if isinstance(types, tuple) else (types,)
         self.default = default
         self.check = check
-        self.choices = choices
+        self._choices = choices         # a sequence, or a function returning one (read when asked)
         self.required = required
         self.path = path
         self.doc = doc
+
+    @property
+    def choices(self):
+        return self._choices() if callable(self._choices) else self._choices
 
 
 def at_least(low):
@@ -63,7 +72,8 @@ SCHEMA = {
     "device_id": Key(str, "edgekit", doc="name in records, MQTT topics and metrics"),
     "model": {
         "path": Key(OPT_STR, None, required=True, path=True, doc=".onnx or TensorRT .engine (with its .json sidecar)"),
-        "backend": Key(str, "auto", choices=BACKENDS),
+        "backend": Key(str, runners.AUTO, choices=runners.choices, doc="auto (the first installed of the backends, "
+                        "in the order listed) or one backend"),
         "meta": Key(OPT_STR, None, path=True, doc="YAML metadata for a model without an edgekit block"),
         "threads": Key(OPT_INT, None, check=at_least(1), doc="ONNX Runtime intra-op threads"),
         "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning during each inference (null: on, "
@@ -74,7 +84,7 @@ SCHEMA = {
         "loop": Key(bool, False, doc="finite sources start again at their end"),
         "realtime": Key(OPT_BOOL, None, doc="video files: pace at the file's frame rate (default true)"),
         "fps": Key(OPT_NUM, None, check=at_least(0), doc="video files / image folders: pace at this rate"),
-        "decoder": Key(OPT_STR, None, choices=("auto", "nvv4l2", "gst", "ffmpeg", None), doc="RTSP decoder"),
+        "decoder": Key(OPT_STR, None, choices=_rtsp_decoders, doc="RTSP decoder"),
         "read_timeout_s": Key(NUM, 5.0, check=at_least(0.1)),
         "reconnect_initial_s": Key(NUM, 0.5, check=at_least(0.01)),
         "reconnect_max_s": Key(NUM, 10.0, check=at_least(0.01)),
@@ -174,9 +184,10 @@ def _merge(schema, data, base_dir, prefix, out):
         if not _type_ok(value, spec.types):
             raise ConfigError("config key %s must be %s, got %r" % (key, _describe(spec.types), value),
                               hint="fix the value")
-        if spec.choices is not None and value not in spec.choices:
+        choices = spec.choices
+        if choices is not None and value not in choices:
             raise ConfigError("config key %s must be one of %s, got %r" % (
-                key, ", ".join(str(c) for c in spec.choices if c is not None), value), hint="fix the value")
+                key, ", ".join(str(c) for c in choices if c is not None), value), hint="fix the value")
         if spec.check is not None and value is not None:
             problem = spec.check(value)
             if problem:
@@ -258,7 +269,20 @@ def parse_host_port(text, key, default_port):
 
 
 def is_loopback(host):
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """True for an IP literal in 127.0.0.0/8 or ::1 (any spelling, bracketed or not, IPv4-mapped too)
+    and for the name ``localhost``; any other name is not loopback, whatever it resolves to
+    (``127.evil.example`` is a DNS name). The HTTP bind check and the Host-header check both use it."""
+    host = str(host or "").strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def check_http(cfg):

@@ -70,32 +70,14 @@ class Notifier(object):
             sock.close()
 
 
-def resolve_backend(name, model_path):
-    """``auto`` -> the first backend whose libraries import here; returns (backend, reason)."""
-    from edgekit.errors import BackendUnavailable
-    from edgekit.runners import INSTALL_HINTS, choose_backend, runner_class
-
-    if name != "auto":
-        return name, "asked for"
-    ext = os.path.splitext(str(model_path))[1].lower()
-    if ext in (".engine", ".plan", ".trt"):
-        return choose_backend(name, model_path)
-    for candidate in ("tensorrt", "onnxruntime", "opencv"):
-        try:
-            if runner_class(candidate).available():
-                return candidate, "auto: first available of tensorrt, onnxruntime, opencv"
-        except (ImportError, BackendUnavailable):
-            continue
-    raise BackendUnavailable("no inference backend is installed", hint=INSTALL_HINTS["onnxruntime"])
-
-
 def load_predictor(cfg):
     """The model's metadata and runner, not activated yet: (predictor, backend, reason)."""
     from edgekit.predictor import Predictor
+    from edgekit.runners import choose_backend
 
     model = cfg["model"]
     path = config_mod.check_model_path(model["path"])
-    backend, reason = resolve_backend(model["backend"], path)
+    backend, reason = choose_backend(model["backend"], path)
     if backend != "onnxruntime" and (model["threads"] is not None or model["spinning"] is not None):
         warn("model.threads / model.spinning apply to onnxruntime only; ignored for %s" % backend)
     meta = None
@@ -347,7 +329,7 @@ class Daemon(object):
         return sinks
 
     def _build_http(self, http):
-        from edgekit.service.http import HttpServer
+        from edgekit.service.sinks.http import HttpServer
 
         host, port = config_mod.parse_host_port(http["listen"], "outputs.http.listen", 8080)
         token = None

@@ -14,30 +14,21 @@ URIs:
 Source classes are imported only when their scheme is used.
 """
 
-import importlib
 import os
 
+from edgekit.registry import Registry
 from edgekit.sources.base import Frame, Source, SourceError  # noqa: F401
 
-SOURCES = {
-    "csi": "edgekit.sources.csi:CsiSource",
-    "v4l2": "edgekit.sources.v4l2:V4l2Source",
-    "rtsp": "edgekit.sources.rtsp:RtspSource",
-    "rtsps": "edgekit.sources.rtsp:RtspSource",
-    "gst": "edgekit.sources.gst:GstreamerSource",
-    "file": "edgekit.sources.file:FileSource",
-    "images": "edgekit.sources.images:ImageFolderSource",
-    "synthetic": "edgekit.sources.synthetic:SyntheticSource",
-}
-
-# options each kind understands beyond the common ones (loop, lossless, backoff_*, read_timeout)
-OPTIONS = {
-    "csi": ("model_hw",),
-    "rtsp": ("decoder", "codec"),
-    "rtsps": ("decoder", "codec"),
-    "file": ("realtime", "fps"),
-    "images": ("fps",),
-}
+# scheme -> Source class; ``options``: what each kind understands beyond COMMON
+SOURCES = Registry("source scheme", unknown=SourceError)
+SOURCES.register("csi", "edgekit.sources.csi:CsiSource", options=("model_hw",))
+SOURCES.register("v4l2", "edgekit.sources.v4l2:V4l2Source")
+SOURCES.register("rtsp", "edgekit.sources.rtsp:RtspSource", options=("decoder", "codec"))
+SOURCES.register("rtsps", "edgekit.sources.rtsp:RtspSource", options=("decoder", "codec"))
+SOURCES.register("gst", "edgekit.sources.gst:GstreamerSource")
+SOURCES.register("file", "edgekit.sources.file:FileSource", options=("realtime", "fps"))
+SOURCES.register("images", "edgekit.sources.images:ImageFolderSource", options=("fps",))
+SOURCES.register("synthetic", "edgekit.sources.synthetic:SyntheticSource")
 COMMON = ("loop", "lossless", "backoff_initial", "backoff_max", "read_timeout")
 
 
@@ -68,8 +59,7 @@ def open_source(uri, **opts):
     """Build (not start) the source for ``uri``. Options a kind does not use are ignored when
     they are None, and refused otherwise (so a typo never passes silently)."""
     kind = source_kind(uri)
-    module, cls = SOURCES[kind].split(":")
-    allowed = set(COMMON) | set(OPTIONS.get(kind, ()))
+    allowed = set(COMMON) | set(SOURCES.get(kind, "options", ()))
     given = dict((k, v) for k, v in opts.items() if v is not None)
     if "model_hw" in given and "model_hw" not in allowed:
         given.pop("model_hw")          # only sources that scale in the pipeline use the model size
@@ -77,4 +67,4 @@ def open_source(uri, **opts):
     if unknown:
         raise SourceError("option(s) %s do not apply to a %s source" % (", ".join(unknown), kind),
                           hint="remove them for this source")
-    return getattr(importlib.import_module(module), cls)(str(uri), **given)
+    return SOURCES.load(kind)(str(uri), **given)

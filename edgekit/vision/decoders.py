@@ -5,27 +5,28 @@ Results (one dict per image):
   detection:      {"task": "detection", "detections": [{"index", "label", "score",
                    "box": [x1, y1, x2, y2]}, ...]}  -- boxes in source-frame pixels
 Modules are imported only when their decoder is used.
+
+``DECODERS`` is the one list of decoders: metadata validation (``decoder.type``) reads it. Adding
+a decoder is its module plus one line here, e.g.
+``DECODERS.register("yolox", "edgekit.vision.yolox:decode")``.
 """
 
-import importlib
-
 from edgekit.errors import MetadataError
+from edgekit.registry import Registry
 
-DECODERS = {
-    "classification": "edgekit.vision.classify:decode",
-    "centernet": "edgekit.vision.centernet:decode",
-    "yolov5": "edgekit.vision.yolo:decode_v5",
-    "yolov8": "edgekit.vision.yolo:decode_v8",
-}
+DECODERS = Registry("decoder", unknown=MetadataError)
+DECODERS.register("classification", "edgekit.vision.classify:decode")
+DECODERS.register("centernet", "edgekit.vision.centernet:decode")
+DECODERS.register("yolov5", "edgekit.vision.yolo:decode_v5")
+DECODERS.register("yolov8", "edgekit.vision.yolo:decode_v8")
+
+
+def names():
+    return DECODERS.names()
 
 
 def get_decoder(name):
-    try:
-        target = DECODERS[name]
-    except KeyError:
-        raise MetadataError("unknown decoder %r" % (name,), hint="use one of: %s" % ", ".join(sorted(DECODERS)))
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
+    return DECODERS.load(name)
 
 
 def decode(outputs, meta, infos=None):

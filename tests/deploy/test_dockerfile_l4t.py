@@ -59,9 +59,9 @@ def test_cmd_and_healthcheck_match_the_cli_and_the_http_routes(monkeypatch):
     args = build_parser().parse_args(cmd[1:])          # the daemon accepts these flags
     assert args.command == "serve" and args.config == "/etc/edgekit/serve.yaml"
     assert "http://127.0.0.1:8080/readyz" in steps["HEALTHCHECK"]
-    http = os.path.join(ROOT, "edgekit", "service", "http.py")
+    http = os.path.join(ROOT, "edgekit", "service", "sinks", "http.py")
     if not os.path.exists(http):
-        pytest.skip("edgekit.service.http not present")
+        pytest.skip("edgekit.service.sinks.http not present")
     with open(http) as handle:
         assert '"/readyz"' in handle.read()
     from edgekit.engine import cache

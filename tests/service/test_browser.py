@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from edgekit.service.http import HttpServer
+from edgekit.service.sinks.http import HttpServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARTIFACTS = os.path.join(ROOT, "runs", "test-artifacts")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ConfigError
-from edgekit.service.http import BOUNDARY, HttpServer, is_loopback
+from edgekit.service.sinks.http import BOUNDARY, HttpServer, is_loopback
 from edgekit.service.metrics import Metrics
 
 TOKEN = "s3cret-token-for-tests"
@@ -466,7 +466,7 @@ def test_urllib_client_roundtrip_with_token(server, frames):
 def test_page_colours_match_the_drawn_boxes():
     import re
 
-    from edgekit.service.http import ASSET_DIR
+    from edgekit.service.sinks.http import ASSET_DIR
     from edgekit.vision.draw import PALETTE
 
     with open(ASSET_DIR + "/app.js") as handle:

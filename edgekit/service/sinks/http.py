@@ -31,7 +31,6 @@ client's thread, once per frame whatever the number of clients, and only when a 
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import socket
 import threading
@@ -43,13 +42,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from edgekit.jsonutil import dumps
 from edgekit.errors import ConfigError
+from edgekit.service.config import is_loopback
 from edgekit.service.metrics import Metrics
 from edgekit.service import procstats
 from edgekit.service.sinks.base import Sink
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JSON_TYPE = "application/json"
-ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+# the page's files live in edgekit/service/assets (package data beside the service, not a sink)
+ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 # route -> (file in ASSET_DIR, content type): the only files ever served, read once at start
 ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -61,17 +62,6 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 COOKIE = "edgekit_session"
 BOUNDARY = "edgekit-frame"
-
-
-def is_loopback(host):
-    """127.0.0.0/8, ::1 and localhost."""
-    host = (host or "").strip().strip("[]").lower()
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def to_json(data):
