@@ -154,3 +154,17 @@ def crossing_scene(n=200, seed=0, fps=15.0, size=(1280, 720), line_y=400.0, line
     duration = max(ends) + 0.5
     scene = Scene(np.array(starts), np.array(ends), np.array(xy), np.array(v), np.array(wh), size, duration, None)
     return scene, expected
+
+
+def mot_text(frames, what="dets"):
+    """The frames of ``sample`` as MOTChallenge text: ``dets`` (frame,-1,x,y,w,h,conf,-1,-1,-1) or
+    ``gt`` (frame,id,x,y,w,h,1,1,1)."""
+    out = []
+    for f in frames:
+        if what == "gt":
+            for x1, y1, x2, y2, tid in f["gt"].tolist():
+                out.append("%d,%d,%.2f,%.2f,%.2f,%.2f,1,1,1\n" % (f["frame"], tid, x1, y1, x2 - x1, y2 - y1))
+        else:
+            for x1, y1, x2, y2, score, _ in f["dets"].tolist():
+                out.append("%d,-1,%.2f,%.2f,%.2f,%.2f,%.4f,-1,-1,-1\n" % (f["frame"], x1, y1, x2 - x1, y2 - y1, score))
+    return "".join(out)
