@@ -20,6 +20,7 @@ track --config``)::
         classes: [car]
         loiter_s: 600                # a loitering event once per track after this long inside
         min_frames: 2                # frames inside (outside) before entering (leaving) counts
+        margin: 0.15                 # dead band along the edges, x the box height
         anchor: bottom-center
 
 ``validate_config(data, labels=None, frame_size=None, key="analytics")`` returns an
@@ -39,7 +40,8 @@ ANCHORS = {"bottom-center": (0.5, 1.0), "center": (0.5, 0.5), "top-center": (0.5
            "top-right": (1.0, 0.0), "center-left": (0.0, 0.5), "center-right": (1.0, 0.5)}
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COMMON = {"name", "points", "classes", "min_score", "min_frames", "anchor", "coords"}
-LINE_KEYS = _COMMON | {"in", "margin"}
+_COMMON = _COMMON | {"margin"}
+LINE_KEYS = _COMMON | {"in"}
 ZONE_KEYS = _COMMON | {"loiter_s"}
 TOP_KEYS = {"tracker", "tracker_params", "lines", "zones"}
 
@@ -50,9 +52,10 @@ class Rule(object):
 
     kind = None
 
-    def __init__(self, key, name, points, normalized, classes, min_score, min_frames, anchor):
+    def __init__(self, key, name, points, normalized, classes, min_score, min_frames, anchor, margin):
         self.key, self.name, self.points, self.normalized = key, name, points, normalized
         self.classes, self.min_score, self.min_frames, self.anchor = classes, min_score, min_frames, anchor
+        self.margin = margin
 
     def resolve(self, frame_size):
         """The points in pixels for a frame ``(width, height)``; a ConfigError when a pixel point lies
@@ -76,20 +79,21 @@ class Rule(object):
     def describe(self):
         out = {"name": self.name, "type": self.kind, "points": [list(p) for p in self.points],
                "normalized": self.normalized, "classes": sorted(self.classes, key=str) if self.classes else None,
-               "min_score": self.min_score, "min_frames": self.min_frames, "anchor": self.anchor}
+               "min_score": self.min_score, "min_frames": self.min_frames, "anchor": self.anchor,
+               "margin": self.margin}
         return out
 
 
 class LineRule(Rule):
     kind = "line"
 
-    def __init__(self, in_side, margin, **kw):
+    def __init__(self, in_side, **kw):
         super(LineRule, self).__init__(**kw)
-        self.in_side, self.margin = in_side, margin
+        self.in_side = in_side
 
     def describe(self):
         out = super(LineRule, self).describe()
-        out.update({"in": self.in_side, "margin": self.margin})
+        out["in"] = self.in_side
         return out
 
 
@@ -219,13 +223,13 @@ def _rule(kind, item, key, labels, frame_size):
                   classes=_classes(item.get("classes"), key + ".classes", labels),
                   min_score=_number(item.get("min_score", 0.0), key + ".min_score", low=0.0),
                   min_frames=_number(item.get("min_frames", 2), key + ".min_frames", low=1, integer=True),
-                  anchor=anchor)
+                  anchor=anchor, margin=_number(item.get("margin", 0.15), key + ".margin", low=0.0))
     if kind == "line":
         side = item.get("in", "right")
         if side not in ("left", "right"):
             raise ConfigError("config key %s.in must be left or right, got %r" % (key, side),
                               hint="the in side, seen walking from the first point to the second")
-        return LineRule(in_side=side, margin=_number(item.get("margin", 0.15), key + ".margin", low=0.0), **common)
+        return LineRule(in_side=side, **common)
     loiter = item.get("loiter_s")
     if loiter is not None:
         loiter = _number(loiter, key + ".loiter_s", low=0.0)

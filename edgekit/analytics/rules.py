@@ -7,7 +7,8 @@ where the side does not change, so a box standing and jittering on the line coun
 counts at most once per direction.
 
 A ``ZoneWatcher`` tells when a track's anchor enters a polygon (inside for ``min_frames`` frames)
-and leaves it (outside for ``min_frames`` frames, or the track ends), keeps the occupancy per label
+and leaves it (outside for ``min_frames`` frames, or the track ends), with the same dead band of
+``margin`` x the box height along the polygon's edges, keeps the occupancy per label
 and each track's dwell time, and fires ``loitering`` once per track after ``loiter_s`` inside.
 
 Both take the tracker's rows ``[x1, y1, x2, y2, track_id, score, class]`` per frame and call
@@ -37,6 +38,16 @@ def points_in_polygon(x, y, polygon):
         cross_x = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
     hits = straddles & (px < cross_x)
     return (hits.sum(axis=1) % 2) == 1
+
+
+def distance_to_polygon(x, y, polygon):
+    """Distance of each point (x[i], y[i]) to the nearest edge of ``polygon``."""
+    poly = np.asarray(polygon, dtype=np.float64)
+    ax, ay = poly[:, 0][None, :], poly[:, 1][None, :]
+    ex, ey = np.roll(poly[:, 0], -1)[None, :] - ax, np.roll(poly[:, 1], -1)[None, :] - ay
+    px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
+    u = np.clip(((px - ax) * ex + (py - ay) * ey) / np.maximum(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
+    return np.hypot(px - ax - u * ex, py - ay - u * ey).min(axis=1)
 
 
 class _RuleRunner(object):
@@ -147,16 +158,21 @@ class ZoneWatcher(_RuleRunner):
         sub = tracks[rows]
         px, py = anchors(sub, self.rule.anchor)
         inside = points_in_polygon(px, py, self.points)
+        # within margin x the box height of an edge the state does not change (hysteresis)
+        clear = distance_to_polygon(px, py, self.points) > self.rule.margin * (sub[:, 3] - sub[:, 1])
         need = self.rule.min_frames
         loiter = self.rule.loiter_s
-        for k, (tid, now) in enumerate(zip(sub[:, 4].astype(np.int64).tolist(), inside.tolist())):
+        for k, (tid, now, sure) in enumerate(zip(sub[:, 4].astype(np.int64).tolist(), inside.tolist(),
+                                                 clear.tolist())):
             st = self.states.get(tid)
             row = sub[k]
             if st is None:
                 # [inside, frames the other way, time the change began, t entered, loitered, label, cls, box, score, t]
                 st = self.states[tid] = [False, 0, t, None, False, None, None, None, None, t]
             st[7], st[8], st[9] = row[:4].copy(), float(row[5]), t
-            if now != st[0]:
+            if not sure:
+                st[1] = 0
+            elif now != st[0]:
                 if st[1] == 0:
                     st[2] = t
                 st[1] += 1
