@@ -67,7 +67,7 @@ class _RuleRunner(object):
         """Indices of the rows this rule looks at on this frame (class filter, min score)."""
         keep = []
         rule = self.rule
-        for i, (tid, score, cls) in enumerate(tracks[:, 4:7].tolist()):
+        for i, (score, cls) in enumerate(tracks[:, 5:7].tolist()):
             if score >= rule.min_score and rule.accepts(label_of(int(cls)), int(cls)):
                 keep.append(i)
         return keep

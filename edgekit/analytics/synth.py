@@ -109,11 +109,12 @@ def crossing_scene(n=200, seed=0, fps=15.0, size=(1280, 720), line_y=400.0, line
     (line_x[1], line_y): ``n`` crossings inside the segment in four lanes (so walkers never overlap),
     and with ``decoys`` as many again that must count nothing: walkers crossing beside the segment and
     people standing with their feet on the line. Returns (scene, expected) with expected
-    {"in": crossings downwards, "out": upwards} for a line whose "in" side is below it."""
+    {"in": crossings downwards, "out": upwards, "walkers": {object id: "in" or "out"}} for a line
+    whose "in" side is below it (the ids of ``Scene.boxes_at``; decoys have the ids after ``n``)."""
     rng = np.random.RandomState(seed)
     lanes = np.linspace(line_x[0] + 50, line_x[1] - 50, 4)
     starts, ends, xy, v, wh = [], [], [], [], []
-    expected = {"in": 0, "out": 0}
+    expected = {"in": 0, "out": 0, "walkers": {}}
     gap = 0.7
     travel = 300.0
     for k in range(n):
@@ -129,6 +130,7 @@ def crossing_scene(n=200, seed=0, fps=15.0, size=(1280, 720), line_y=400.0, line
         v.append((0.0, speed if down else -speed))
         wh.append((w, h))
         expected["in" if down else "out"] += 1
+        expected["walkers"][k + 1] = "in" if down else "out"
     if decoys:
         outside = np.concatenate([np.linspace(60, line_x[0] - 60, 3), np.linspace(line_x[1] + 60, size[0] - 60, 3)])
         for k in range(n // 2):

@@ -91,13 +91,13 @@ def test_ids_are_never_reused(name):
     tracker = make_tracker(name, track_buffer_s=0.1)
     seen = set()
     t = 0.0
-    for round_ in range(5):
-        for i in range(5):                                  # an object lives five frames...
+    for _round in range(5):
+        for _ in range(5):                                  # an object lives five frames...
             out = tracker.update(np.array([det(100, 100)]), t)
             t += 0.05
             seen_now = set(out[:, 4].astype(int).tolist())
             assert len(seen_now) == len(out)
-        for i in range(5):                                  # ...then is gone past the buffer
+        for _ in range(5):                                  # ...then is gone past the buffer
             tracker.update(np.zeros((0, 6)), t)
             t += 0.05
         ids = set(out[:, 4].astype(int).tolist())
