@@ -211,6 +211,10 @@ def counting(claims, data):
 
 def main():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import motmetrics  # noqa: F401
+    except ImportError:
+        raise RuntimeError("bench_tracking needs py-motmetrics: pip install 'motmetrics==1.4.0'")
     rf = _roboflow()
     claims = []
     data = {}

@@ -81,16 +81,10 @@ def update(mean, cov, measurements):
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, 4)
     if z.shape[0] == 0:
         return mean, cov
-    pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
-    s = pp + (STD_POS * mean[:, 3:4] * _H + 1e-1 * _A) ** 2
-    kp = pp / s
-    kv = pv / s
+    pp, pv = cov[:, 0], cov[:, 1]
+    s = pp + (STD_POS * mean[:, 3:4]) ** 2 * _H + 1e-2 * _A
+    gain = cov[:, :2] / s[:, None, :]                    # K x 2 x 4: position and velocity gains
     y = z - mean[:, :4]
-    new_mean = np.empty_like(mean)
-    new_mean[:, :4] = mean[:, :4] + kp * y
-    new_mean[:, 4:] = mean[:, 4:] + kv * y
-    new_cov = np.empty_like(cov)
-    new_cov[:, 0] = pp - kp * pp
-    new_cov[:, 1] = pv - kp * pv
-    new_cov[:, 2] = vv - kv * pv
+    new_mean = mean + (gain * y[:, None, :]).reshape(-1, 8)
+    new_cov = cov - gain[:, (0, 0, 1), :] * cov[:, (0, 1, 1), :]
     return new_mean, new_cov

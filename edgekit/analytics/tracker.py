@@ -159,16 +159,19 @@ class _Tracker(object):
     def _rows(self, idx):
         if idx.size == 0:
             return np.zeros((0, 7))
-        boxes = self._boxes()[idx]
-        return np.concatenate([boxes, self.ids[idx, None].astype(np.float64), self.score[idx, None],
-                               self.cls[idx, None].astype(np.float64)], axis=1)
+        out = np.empty((idx.size, 7))
+        out[:, :4] = self._boxes()[idx]
+        out[:, 4] = self.ids[idx]
+        out[:, 5] = self.score[idx]
+        out[:, 6] = self.cls[idx]
+        return out
 
     def _match(self, iou, dets, rows, det_idx, thresh, fuse):
         """Match track indices ``rows`` with detections ``det_idx`` on cost 1 - IoU (x score with
         ``fuse``) <= ``thresh``; returns (rows matched, det indices matched, rows left, dets left)."""
         if len(rows) == 0 or len(det_idx) == 0:
             return rows[:0], det_idx[:0], rows, det_idx
-        sim = iou[np.ix_(rows, det_idx)]
+        sim = iou[rows][:, det_idx]
         if fuse:
             sim = sim * dets[det_idx, 4][None, :]
         m, un_r, un_c = linear_assignment(1.0 - sim, thresh)
@@ -270,8 +273,7 @@ class ByteTrack(_Tracker):
         return kalman.initiate(kalman.xyxy_to_xyah(boxes))
 
     def _predict(self, dt):
-        lost = self.status != TRACKED
-        self.state[lost, 7] = 0.0
+        self.state[self.status != TRACKED, 7] = 0.0
         kalman.predict(self.state, self.cov, dt)
 
     def _correct(self, rows, dets):
