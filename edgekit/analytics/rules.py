@@ -64,13 +64,13 @@ class _RuleRunner(object):
             self.points = self.rule.resolve(frame_size)
 
     def _selected(self, tracks, label_of):
-        """Indices of the rows this rule looks at on this frame (class filter, min score)."""
-        keep = []
+        """The rows this rule looks at on this frame (class filter, min score), or None."""
+        if self.points is None or not len(tracks):
+            return None
         rule = self.rule
-        for i, (score, cls) in enumerate(tracks[:, 5:7].tolist()):
-            if score >= rule.min_score and rule.accepts(label_of(int(cls)), int(cls)):
-                keep.append(i)
-        return keep
+        keep = [i for i, (score, cls) in enumerate(tracks[:, 5:7].tolist())
+                if score >= rule.min_score and rule.accepts(label_of(int(cls)), int(cls))]
+        return tracks[keep] if keep else None
 
 
 class LineCounter(_RuleRunner):
@@ -82,12 +82,9 @@ class LineCounter(_RuleRunner):
         self.in_sign = 1 if rule.in_side == "right" else -1
 
     def update(self, tracks, label_of, t, frame, emit):
-        if self.points is None or not len(tracks):
+        sub = self._selected(tracks, label_of)
+        if sub is None:
             return
-        rows = self._selected(tracks, label_of)
-        if not rows:
-            return
-        sub = tracks[rows]
         (ax, ay), (bx, by) = self.points
         dx, dy = bx - ax, by - ay
         length = np.hypot(dx, dy)
@@ -150,12 +147,9 @@ class ZoneWatcher(_RuleRunner):
         self.entered = {}
 
     def update(self, tracks, label_of, t, frame, emit):
-        if self.points is None or not len(tracks):
+        sub = self._selected(tracks, label_of)
+        if sub is None:
             return
-        rows = self._selected(tracks, label_of)
-        if not rows:
-            return
-        sub = tracks[rows]
         px, py = anchors(sub, self.rule.anchor)
         inside = points_in_polygon(px, py, self.points)
         # within margin x the box height of an edge the state does not change (hysteresis)

@@ -231,3 +231,21 @@ def test_noisy_scene_keeps_most_identities():
     ids = identities(frames, [tracker.update(f["dets"], f["t"]) for f in frames])
     assert len(ids) == 10
     assert sum(len(v) for v in ids.values()) <= 14
+
+
+def test_the_numpy_solver_gives_the_same_tracks_as_scipy(monkeypatch):
+    pytest.importorskip("scipy.optimize")
+    from edgekit.analytics import assign
+
+    frames = sample(make_scene(25, duration=6.0, seed=9), fps=30.0, miss=0.1, jitter=0.05, fp=1.0, seed=3)
+
+    def tracks():
+        tracker = make_tracker("bytetrack")
+        return [tracker.update(f["dets"], f["t"]) for f in frames]
+
+    with_scipy = tracks()
+    monkeypatch.setattr(assign, "_scipy_lsa", None)
+    with_numpy = tracks()
+    assert len(with_scipy) == len(with_numpy)
+    for a, b in zip(with_scipy, with_numpy):
+        np.testing.assert_array_equal(a, b)
