@@ -81,7 +81,7 @@ def update(mean, cov, measurements):
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, 4)
     if z.shape[0] == 0:
         return mean, cov
-    pp, pv = cov[:, 0], cov[:, 1]
+    pp = cov[:, 0]
     s = pp + (STD_POS * mean[:, 3:4]) ** 2 * _H + 1e-2 * _A
     gain = cov[:, :2] / s[:, None, :]                    # K x 2 x 4: position and velocity gains
     y = z - mean[:, :4]
