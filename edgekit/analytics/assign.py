@@ -54,7 +54,7 @@ def lsa_numpy(cost):
             better = remaining & (reduced < shortest)
             path[better] = i
             shortest[better] = reduced[better]
-            cand = np.flatnonzero(remaining)
+            cand = remaining.nonzero()[0]
             values = shortest[cand]
             lowest = values.min()
             ties = cand[values == lowest]
@@ -125,7 +125,7 @@ def linear_assignment(cost, thresh, solver=None):
     if n_rows == 0 or n_cols == 0:
         return np.zeros((0, 2), dtype=np.int64), np.arange(n_rows), np.arange(n_cols)
     ok = cost <= thresh
-    rows, cols = np.nonzero(ok)
+    rows, cols = ok.nonzero()
     # an edge whose row and column have no other edge is taken without a solver
     lone = (ok.sum(axis=1)[rows] == 1) & (ok.sum(axis=0)[cols] == 1)
     pairs = list(zip(rows[lone].tolist(), cols[lone].tolist()))
@@ -143,4 +143,4 @@ def linear_assignment(cost, thresh, solver=None):
     free_rows[m[:, 0]] = False
     free_cols = np.ones(n_cols, dtype=bool)
     free_cols[m[:, 1]] = False
-    return m, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+    return m, free_rows.nonzero()[0], free_cols.nonzero()[0]

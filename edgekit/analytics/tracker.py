@@ -36,7 +36,7 @@ def iou_matrix(a, b):
     iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
     iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    inter = np.maximum(ix2 - ix1, 0.0) * np.maximum(iy2 - iy1, 0.0)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
@@ -131,13 +131,13 @@ class _Tracker(object):
         seen = np.zeros(len(self.ids), dtype=bool)
         seen[rows] = True
         self._lose_and_delete(seen, t)
-        births = np.flatnonzero(may_birth & (dets[:, 4] >= self.params["new_track_thresh"]))
+        births = (may_birth & (dets[:, 4] >= self.params["new_track_thresh"])).nonzero()[0]
         if births.size:
             self._birth(dets[births], t, confirm=first or self.min_hits <= 1)
         live = (self.ids > 0) & (self.last_seen == t)
         if self.coast_s > 0:
             live |= (self.ids > 0) & (self.status == LOST) & (t - self.last_seen <= self.coast_s + 1e-9)
-        return self._rows(np.flatnonzero(live))
+        return self._rows(live.nonzero()[0])
 
     def reset(self):
         """Forget every track (ids still never reused)."""
@@ -148,7 +148,7 @@ class _Tracker(object):
         """Confirmed tracks alive (tracked or lost), as dicts for status pages and metrics."""
         boxes = self._boxes()
         out = []
-        for i in np.flatnonzero(self.ids > 0):
+        for i in (self.ids > 0).nonzero()[0]:
             out.append({"track_id": int(self.ids[i]), "box": [round(float(v), 1) for v in boxes[i]],
                         "score": round(float(self.score[i]), 4), "class": int(self.cls[i]),
                         "lost": bool(self.status[i] == LOST), "age_s": round(float(self.t - self.first_seen[i]), 3),
@@ -284,10 +284,10 @@ class ByteTrack(_Tracker):
         p = self.params
         scores = dets[:, 4]
         is_high = scores >= p["track_high_thresh"]
-        high = np.flatnonzero(is_high)
-        low = np.flatnonzero(~is_high & (scores >= p["track_low_thresh"]))
-        confirmed = np.flatnonzero(self.ids > 0)
-        tentative = np.flatnonzero(self.ids == 0)
+        high = is_high.nonzero()[0]
+        low = (~is_high & (scores >= p["track_low_thresh"])).nonzero()[0]
+        confirmed = (self.ids > 0).nonzero()[0]
+        tentative = (self.ids == 0).nonzero()[0]
         r1, d1, left_rows, left_high = self._match(iou, dets, confirmed, high, p["match_thresh"], p["fuse_score"])
         tracked_left = left_rows[self.status[left_rows] == TRACKED]
         r2, d2, _, _ = self._match(iou, dets, tracked_left, low, p["low_match_thresh"], False)
@@ -321,7 +321,7 @@ class IouTracker(_Tracker):
 
     def _associate(self, iou, dets):
         keep = dets[:, 4] >= self.params["min_score"]
-        r, d, _, _ = self._match(iou, dets, np.arange(len(self.ids)), np.flatnonzero(keep),
+        r, d, _, _ = self._match(iou, dets, np.arange(len(self.ids)), keep.nonzero()[0],
                                  1.0 - self.params["iou_thresh"], False)
         return r, d, keep
 
