@@ -74,7 +74,8 @@ class Rule(object):
 
     def geometry(self):
         """What a reload compares to keep per-track state: everything but the name."""
-        return tuple(sorted((k, repr(v)) for k, v in vars(self).items() if k not in ("key", "name")))
+        return tuple(sorted((k, repr(sorted(v, key=str)) if isinstance(v, set) else repr(v))
+                            for k, v in vars(self).items() if k not in ("key", "name")))
 
     def describe(self):
         out = {"name": self.name, "type": self.kind, "points": [list(p) for p in self.points],

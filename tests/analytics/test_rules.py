@@ -191,3 +191,17 @@ def test_generated_crossings_count_exactly_with_detector_noise():
         a.update(f["dets"], f["t"], frame_size=scene.size)
     c = a.counts()["door"]
     assert (c["in_total"], c["out_total"]) == (expected["in"], expected["out"])
+
+
+def test_state_is_json_and_describes_rules_and_tracks():
+    import json
+
+    a = make([DOOR], zones=[BAY], labels=["person"])
+    feed(a, walker(np.linspace(300, 460, 17), np.linspace(150, 330, 17)))
+    state = json.loads(json.dumps(a.state()))
+    assert state["camera"] == "cam1" and state["frames"] == 17 and state["next_track_id"] == 2
+    assert state["rules"]["door"]["points"] == [[200.0, 240.0], [440.0, 240.0]]
+    track = state["tracks"][0]
+    assert track["track_id"] == 1 and track["label"] == "person" and not track["lost"]
+    assert len(track["trail"]) >= 2 and track["trail"][-1][1] == pytest.approx(330, abs=1)
+    assert state["events_total"] == 2                  # in through the door, into the bay

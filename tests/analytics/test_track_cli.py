@@ -147,3 +147,11 @@ def test_bad_rules_file(tmp_path, capsys):
     rules.write_text("lines:\n  - {name: a, points: [[0.1, 0.1], [0.5, 0.5]]}\n")
     code, _, err = track([dets, "--out", tmp_path / "t.txt", "--config", rules], capsys)
     assert code == 2 and "--frame-size" in err
+
+
+def test_tracker_flag_overrides_the_config(mot_dir, tmp_path, capsys):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("analytics:\n  tracker: bytetrack\n  tracker_params: {match_thresh: 0.9}\n")
+    code, stdout, _ = track([mot_dir / "det" / "det.txt", "--out", tmp_path / "t.txt", "--config", rules,
+                             "--tracker", "iou", "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["tracker"] == "iou"
