@@ -67,3 +67,33 @@ def test_track_eval_command(tmp_path, capsys):
     assert cli.main(["track", str(tmp_path / "det.txt"), "--out", str(out), "--eval", str(tmp_path / "gt.txt")]) == 0
     text = capsys.readouterr().out
     assert "MOTA" in text and "IDF1" in text and "ID sw." in text
+
+
+def test_events_conform_to_the_published_json_schema():
+    import os
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from edgekit.analytics.camera import CameraAnalytics
+    from edgekit.analytics.synth import crossing_scene
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "reference", "event.schema.json")) as handle:
+        schema = json.load(handle)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    scene, _ = crossing_scene(16, seed=5)
+    a = CameraAnalytics({"lines": [{"name": "door", "points": [[400, 400], [880, 400]]}],
+                         "zones": [{"name": "hall", "points": [[0, 0], [640, 0], [640, 720], [0, 720]], "loiter_s": 1}],
+                         "tracker_params": {"track_buffer_s": 0.3}}, camera="front", labels=["person"])
+    events = []
+    for f in sample(scene, fps=15.0, seed=6):
+        events.extend(a.update(f["dets"], f["t"], frame_size=scene.size, frame=f["frame"]).events)
+    for k in range(10):                                   # the tracks end: zones are left with frame null
+        events.extend(a.update(np.zeros((0, 6)), scene.duration + k / 15.0, frame_size=scene.size).events)
+    kinds = set(e["type"] for e in events)
+    assert kinds == {"object_entered", "object_left", "line_crossed", "loitering"}
+    assert any(e["frame"] is None for e in events)
+    for e in json.loads(json.dumps(events)):
+        assert list(validator.iter_errors(e)) == []
+    bad = dict(events[0], direction="sideways")
+    assert list(validator.iter_errors(bad))
