@@ -90,6 +90,10 @@ class CameraAnalytics(object):
         elif self.frame_size is None and any(r.rule.normalized for r in self.runners):
             raise ConfigError("rule %s uses 0..1 coordinates but the frame size is not known" % next(
                 r.rule.key for r in self.runners if r.rule.normalized), hint="give the frame size (width, height)")
+        if self.t is not None and t < self.t:          # the clock stepped back: dwell times move with it
+            for r in self.runners:
+                r.shift_time(self.t - t)
+            self._trails = {}
         tracks = self.tracker.update(dets, t)
         self.t = float(t)
         self.frames += 1

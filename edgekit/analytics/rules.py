@@ -133,6 +133,9 @@ class LineCounter(_RuleRunner):
     def reset_tracks(self):
         self.states = {}
 
+    def shift_time(self, step):
+        pass
+
     def state(self):
         return {"type": "line", "in": dict(self.counts["in"]), "out": dict(self.counts["out"]),
                 "in_total": sum(self.counts["in"].values()), "out_total": sum(self.counts["out"].values())}
@@ -203,6 +206,14 @@ class ZoneWatcher(_RuleRunner):
     def reset_tracks(self):
         self.states = {}
         self.occupancy = {}
+
+    def shift_time(self, step):
+        """The clock stepped back by ``step`` seconds: move the stored times with it."""
+        for st in self.states.values():
+            st[2] -= step
+            st[9] -= step
+            if st[3] is not None:
+                st[3] -= step
 
     def dwell(self, t):
         return dict((tid, round(t - st[3], 3)) for tid, st in self.states.items() if st[0])

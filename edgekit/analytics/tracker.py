@@ -117,7 +117,13 @@ class _Tracker(object):
     def update(self, dets, t):
         dets = check_dets(dets)
         t = float(t)
-        dt = 0.0 if self.t is None else max(0.0, t - self.t)
+        if self.t is not None and t < self.t:
+            # the clock stepped back (a wall clock set by NTP): carry on as if no time had passed
+            step = self.t - t
+            self.last_seen -= step
+            self.first_seen -= step
+            self.t = t
+        dt = 0.0 if self.t is None else t - self.t
         first = self.t is None
         self.t = t
         self.frames += 1

@@ -84,6 +84,7 @@ def run(args):
     from edgekit.analytics.camera import CameraAnalytics
     from edgekit.analytics.io import read_detections, write_events, write_mot
     from edgekit.errors import UserError
+    from edgekit.progress import progress
 
     if args.fps is not None and args.fps <= 0:
         raise UserError("--fps must be > 0, got %g" % args.fps)
@@ -102,12 +103,14 @@ def run(args):
     out_rows = []
     events = []
     start = time.perf_counter()
-    for frame, t, dets in rec.frames:
-        if t is None or args.fps:
-            t = (frame - 1) / fps
-        result = analytics.update(dets, t, frame_size=frame_size, frame=frame)
-        out_rows.append((frame, result.tracks))
-        events.extend(result.events)
+    with progress(total=len(rec.frames), desc="tracking", unit="frame") as bar:
+        for frame, t, dets in rec.frames:
+            if t is None or args.fps:
+                t = (frame - 1) / fps
+            result = analytics.update(dets, t, frame_size=frame_size, frame=frame)
+            out_rows.append((frame, result.tracks))
+            events.extend(result.events)
+            bar.update(1)
     elapsed = time.perf_counter() - start
     write_mot(args.out, out_rows)
     if args.events:

@@ -205,3 +205,11 @@ def test_state_is_json_and_describes_rules_and_tracks():
     assert track["track_id"] == 1 and track["label"] == "person" and not track["lost"]
     assert len(track["trail"]) >= 2 and track["trail"][-1][1] == pytest.approx(330, abs=1)
     assert state["events_total"] == 2                  # in through the door, into the bay
+
+
+def test_dwell_survives_a_clock_stepping_back():
+    a = make(zones=[dict(BAY, loiter_s=None)])
+    feed(a, walker([450] * 10, [300] * 10), t0=5000.0)          # 0.9 s at t 5000..5000.9
+    events = feed(a, walker([450] * 10, [300] * 10), t0=1000.0)  # the clock jumps back
+    assert events == []
+    assert list(a.state()["rules"]["bay"]["dwell_s"].values()) == [pytest.approx(0.8 + 0.9, abs=0.15)]

@@ -249,3 +249,15 @@ def test_the_numpy_solver_gives_the_same_tracks_as_scipy(monkeypatch):
     assert len(with_scipy) == len(with_numpy)
     for a, b in zip(with_scipy, with_numpy):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_clock_stepping_back_keeps_the_tracks():
+    tracker = make_tracker("bytetrack", track_buffer_s=0.5)
+    for k in range(5):
+        out = tracker.update(np.array([det(100 + k, 100)]), 1000.0 + k / 30.0)
+    for k in range(30):                                     # an hour back (NTP), then on as before
+        out = tracker.update(np.array([det(105 + k, 100)]), 1000.0 - 3600.0 + k / 30.0)
+        assert out[:, 4].tolist() == [1.0]
+    for k in range(30, 60):                                 # and the lost buffer still runs
+        out = tracker.update(np.zeros((0, 6)), 1000.0 - 3600.0 + k / 30.0)
+    assert tracker.active() == []
