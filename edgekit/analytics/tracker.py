@@ -43,6 +43,23 @@ def iou_matrix(a, b):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def buffered_iou_matrix(a, b, margins):
+    """IoU after widening both boxes of each pair by the row's margins (T x 2: x, y pixels) on every
+    side (the buffered IoU of C-BIoU): a track whose position is uncertain reaches further."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    mx, my = margins[:, 0:1], margins[:, 1:2]
+    iw = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 2 * mx, 0.0)
+    ih = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 2 * my, 0.0)
+    inter = iw * ih
+    area_a = (a[:, 2:3] - a[:, 0:1] + 2 * mx) * (a[:, 3:4] - a[:, 1:2] + 2 * my)
+    area_b = (b[None, :, 2] - b[None, :, 0] + 2 * mx) * (b[None, :, 3] - b[None, :, 1] + 2 * my)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def check_dets(dets):
     """``dets`` as a float64 N x 6 array; a clear error for anything else."""
     arr = np.asarray(dets, dtype=np.float64)
@@ -75,6 +92,9 @@ def _params(kind, defaults, given):
         params["track_buffer_s"] = float(params["track_buffer"]) / params["frame_rate"]
     if params["track_buffer_s"] < 0:
         raise ConfigError("tracker parameter track_buffer_s must be >= 0, got %r" % (params["track_buffer_s"],))
+    for name in ("gate_sigma", "gate_cap", "coast_s"):
+        if name in params and params[name] < 0:
+            raise ConfigError("tracker parameter %s must be >= 0, got %r" % (name, params[name]))
     if int(params["min_hits"]) != params["min_hits"] or params["min_hits"] < 1:
         raise ConfigError("tracker parameter min_hits must be an integer >= 1, got %r" % (params["min_hits"],))
     for name, value in params.items():
@@ -128,7 +148,7 @@ class _Tracker(object):
         self.t = t
         self.frames += 1
         self._predict(dt)
-        iou = iou_matrix(self._boxes(), dets[:, :4])
+        iou = self._similarity(dets)
         if not self.class_agnostic and iou.size:
             iou[self.cls[:, None] != dets[None, :, 5].astype(np.int64)] = -1.0
         rows, det_idx, may_birth = self._associate(iou, dets)
@@ -171,6 +191,9 @@ class _Tracker(object):
         out[:, 5] = self.score[idx]
         out[:, 6] = self.cls[idx]
         return out
+
+    def _similarity(self, dets):
+        return iou_matrix(self._boxes(), dets[:, :4])
 
     def _match(self, iou, dets, rows, det_idx, thresh, fuse):
         """Match track indices ``rows`` with detections ``det_idx`` on cost 1 - IoU (x score with
@@ -258,13 +281,22 @@ class ByteTrack(_Tracker):
       are confirmed at once, as in ByteTrack);
     - ``class_agnostic`` (true): match across classes (a track's class is the one its detections
       voted for most, by score); false keeps each class apart;
-    - ``fuse_score`` (true): weigh IoU by the detection score in the first stage.
+    - ``fuse_score`` (true): weigh IoU by the detection score in the first stage;
+    - ``coast_s`` (0.2): a confirmed track missed for up to this long is still reported, at its
+      predicted box;
+    - ``gate_sigma`` (2.0), ``gate_cap`` (0.25): matching widens both boxes of a pair by
+      ``gate_sigma`` standard deviations of the track's predicted centre (beyond a fresh
+      measurement's), at most ``gate_cap`` x the box size per side -- the buffered IoU of C-BIoU,
+      sized by the Kalman filter's uncertainty, which grows with the seconds since the track was
+      seen. A new track (velocity unknown) at 5 frames/s reaches as far in pixels per second as one
+      at 30. ``gate_sigma: 0`` is ByteTrack's plain IoU.
     """
 
     kind = "bytetrack"
     DEFAULTS = {"track_high_thresh": 0.5, "track_low_thresh": 0.1, "new_track_thresh": 0.6, "match_thresh": 0.8,
                 "low_match_thresh": 0.5, "new_match_thresh": 0.7, "track_buffer": 30, "track_buffer_s": None,
-                "frame_rate": 30.0, "min_hits": 2, "class_agnostic": True, "fuse_score": True, "coast_s": 0.2}
+                "frame_rate": 30.0, "min_hits": 2, "class_agnostic": True, "fuse_score": True, "coast_s": 0.2,
+                "gate_sigma": 2.0, "gate_cap": 0.25}
 
     def __init__(self, first_id=1, **params):
         super(ByteTrack, self).__init__(first_id=first_id, **params)
@@ -274,6 +306,16 @@ class ByteTrack(_Tracker):
 
     def _boxes(self):
         return kalman.xyah_to_xyxy(self.state[:, :4])
+
+    def _similarity(self, dets):
+        k = self.params["gate_sigma"]
+        if not k:
+            return iou_matrix(self._boxes(), dets[:, :4])
+        # the predicted centre's standard deviation beyond what a track just measured has
+        extra = np.sqrt(np.maximum(self.cov[:, 0, :2] - (kalman.STD_POS * self.state[:, 3:4]) ** 2, 0.0))
+        boxes = self._boxes()
+        cap = self.params["gate_cap"] * (boxes[:, 2:4] - boxes[:, 0:2])
+        return buffered_iou_matrix(boxes, dets[:, :4], np.minimum(k * extra, cap))
 
     def _initiate(self, boxes):
         return kalman.initiate(kalman.xyxy_to_xyah(boxes))

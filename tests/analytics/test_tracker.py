@@ -261,3 +261,29 @@ def test_a_clock_stepping_back_keeps_the_tracks():
     for k in range(30, 60):                                 # and the lost buffer still runs
         out = tracker.update(np.zeros((0, 6)), 1000.0 - 3600.0 + k / 30.0)
     assert tracker.active() == []
+
+
+def test_uncertainty_gating_keeps_fast_objects_at_a_low_frame_rate():
+    scene = make_scene(10, duration=10.0, seed=22, speed=(100.0, 160.0))
+    frames = sample(scene, fps=5.0, miss=0.0, jitter=0.02, fp=0.0)
+    total = sum(len(f["gt"]) for f in frames)
+
+    def id_recall(**params):
+        """The share of ground-truth boxes covered by their object's most frequent track id."""
+        tracker = make_tracker("bytetrack", **params)
+        hits = {}
+        for f in frames:
+            tracks = tracker.update(f["dets"], f["t"])
+            m, _, _ = linear_assignment(1.0 - iou_matrix(f["gt"][:, :4], tracks[:, :4]), 0.5)
+            for g, h in m.tolist():
+                key = (int(f["gt"][g, 4]), int(tracks[h, 4]))
+                hits[key] = hits.get(key, 0) + 1
+        best = {}
+        for (g, _), n in hits.items():
+            best[g] = max(best.get(g, 0), n)
+        return sum(best.values()) / float(total)
+
+    with_gate, without = id_recall(), id_recall(gate_sigma=0.0)
+    assert with_gate > without + 0.2
+    with pytest.raises(ConfigError, match="gate_cap must be >= 0"):
+        make_tracker("bytetrack", gate_cap=-1)
