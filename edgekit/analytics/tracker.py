@@ -347,7 +347,7 @@ class IouTracker(_Tracker):
     """Matches each track's last box to this frame's detections by IoU (optimal assignment), no
     motion model. Parameters (defaults): ``iou_thresh`` (0.3, least IoU of a match), ``min_score``
     (0.3, detections below it are dropped), ``new_track_thresh`` (0.5), ``track_buffer`` (30 frames at
-    ``frame_rate`` 30) or ``track_buffer_s``, ``min_hits`` (2), ``class_agnostic`` (true)."""
+    ``frame_rate`` 30) or ``track_buffer_s``, ``min_hits`` (2), ``class_agnostic`` (true), ``coast_s`` (0)."""
 
     kind = "iou"
     DEFAULTS = {"iou_thresh": 0.3, "min_score": 0.3, "new_track_thresh": 0.5, "track_buffer": 30,

@@ -213,3 +213,10 @@ def test_dwell_survives_a_clock_stepping_back():
     events = feed(a, walker([450] * 10, [300] * 10), t0=1000.0)  # the clock jumps back
     assert events == []
     assert list(a.state()["rules"]["bay"]["dwell_s"].values()) == [pytest.approx(0.8 + 0.9, abs=0.15)]
+
+
+def test_frame_result_as_the_daemons_detection_dicts():
+    a = make([DOOR], labels=["person"])
+    out = a.update(walker([320], [200])[0], 0.0, frame_size=(W, H))
+    assert out.boxes(a.label_of) == [{"track_id": 1, "index": 0, "label": "person", "score": 0.9,
+                                      "box": [305.0, 120.0, 335.0, 200.0]}]
