@@ -26,6 +26,7 @@ COMMANDS = (
     ("doctor", "edgekit.commands.doctor"),
     ("profile", "edgekit.commands.profile"),
     ("serve", "edgekit.commands.serve"),
+    ("track", "edgekit.commands.track"),
     ("fleet", "edgekit.commands.fleet"),
 )
 
