@@ -41,11 +41,13 @@ MINIMAL = {
     "profile compare": ["a.json", "b.json"], "quantize": ["m.onnx", "--precision", "fp16", "--out", "o.onnx",
                                                           "--target", "x86-cpu"],
     "serve": [], "train": ["shapes-classifier", "--data", "shapes", "--out", "runs/x"], "demo": [],
+    "track": ["det.txt", "--out", "tracks.txt"],
 }
 
 EXPECTED = {
     "--json": ["build", "bundle install", "bundle list", "bundle make", "bundle rollback", "bundle verify", "doctor",
-               "export", "fleet status", "inspect", "profile compare", "profile run", "quantize", "serve", "train"],
+               "export", "fleet status", "inspect", "profile compare", "profile run", "quantize", "serve", "track",
+               "train"],
     "--report": ["profile run", "quantize"],
     "--target": ["build", "bundle install", "bundle make", "bundle verify", "export", "inspect", "quantize"],
     "--backend": ["profile run", "serve"],

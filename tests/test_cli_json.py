@@ -61,6 +61,12 @@ def train_argv(tmp_path):
             str(tmp_path / "o"), "--no-progress"]
 
 
+def track_argv(tmp_path):
+    dets = tmp_path / "det.txt"              # MOTChallenge detections: one box walking right for 5 frames
+    dets.write_text("".join("%d,-1,%d,10,20,40,0.9,-1,-1,-1\n" % (f, 10 + 5 * f) for f in range(1, 6)))
+    return ["track", str(dets), "--out", str(tmp_path / "tracks.txt"), "--fps", "10"]
+
+
 # path -> function(tmp_path) -> argv (without --json), or (argv, cleanup)
 CASES = {
     "build": lambda t: ["build", "--list", "--cache-dir", str(t / "cache")],
@@ -80,6 +86,7 @@ CASES = {
                            str(t / "q.onnx")],
     "serve": lambda t: ["serve", "--model", tiny(t), "--backend", "onnxruntime", "--source",
                         "synthetic://?width=32&height=24&fps=0", "--frames", "3"],
+    "track": track_argv,
     "train": train_argv,
 }
 

@@ -1,5 +1,7 @@
 """`edgekit track`: the daemon's tracker, lines and zones run offline on recorded detections."""
 
+from edgekit.commands._args import add_json
+
 HELP = "track recorded detections offline (MOTChallenge or the daemon's JSON Lines), count lines and zones"
 DESCRIPTION = """Run edgekit's tracker and a camera's lines and zones on recorded detections, the way
 `edgekit serve` does live, to tune them on a recording.
@@ -30,7 +32,7 @@ def add_arguments(parser):
                         "seqinfo.ini or the records' frame_size)")
     parser.add_argument("--camera", default="camera", help="camera name in the events (default: camera)")
     parser.add_argument("--eval", metavar="GT", help="score TRACKS against this MOTChallenge ground truth")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_json(parser, "the summary (frames, tracks, events; the scores with --eval)")
 
 
 def _frame_size(text):
