@@ -10,6 +10,7 @@ profiler time each stage on the very same code.
 from edgekit.meta import ModelMeta, read_meta
 from edgekit.runners import choose_backend, open_runner
 from edgekit.vision.decoders import get_decoder
+from edgekit.vision.nms import dedupe_classes
 from edgekit.vision.preprocess import Preprocessor
 
 
@@ -19,6 +20,7 @@ class Predictor(object):
         self.meta = meta
         self.preprocessor = Preprocessor.from_meta(meta)
         self.decoder = get_decoder(meta.decoder["type"])
+        self.class_agnostic = False       # one box per object across classes (set_class_agnostic)
 
     @classmethod
     def open(cls, model_path, backend="auto", meta=None, **runner_options):
@@ -49,8 +51,21 @@ class Predictor(object):
     def infer(self, feed):
         return self.runner.infer(feed, check=False)
 
+    def set_class_agnostic(self, setting, tracking=False):
+        """``setting``: True, False, or "auto" (on when a tracker consumes the boxes, else what the
+        model's decoder metadata says: ``class_agnostic``). When on, a detection overlapping a
+        higher-scoring one of another class (IoU >= 0.7) is dropped after decoding, whatever the
+        decoder. Returns the value in force."""
+        if setting == "auto":
+            setting = bool(tracking) or bool(self.meta.decoder.get("class_agnostic", False))
+        self.class_agnostic = bool(setting) and self.meta.task == "detection"
+        return self.class_agnostic
+
     def postprocess(self, outputs, info):
-        return self.decoder(outputs, self.meta, [info])[0]
+        result = self.decoder(outputs, self.meta, [info])[0]
+        if self.class_agnostic:
+            result = dedupe_classes(result)
+        return result
 
     def predict(self, frame):
         feed, info = self.preprocess(frame)

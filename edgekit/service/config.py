@@ -78,6 +78,11 @@ SCHEMA = {
         "threads": Key(OPT_INT, None, check=at_least(1), doc="ONNX Runtime intra-op threads"),
         "spinning": Key(OPT_BOOL, None, doc="ONNX Runtime thread spinning during each inference (null: on, "
                         "stopped when the inference returns)"),
+        "class_agnostic": Key((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
+                              else "must be auto, true or false",
+                              doc="one box per object across classes (a box overlapping a higher-scoring "
+                              "one of another class by IoU >= 0.7 is dropped); auto: on when analytics "
+                              "tracks the boxes, else the model's decoder setting"),
     },
     "source": {
         "uri": Key(OPT_STR, None, required=True, path="uri", doc="csi://0, v4l2:///dev/video0, rtsp://..., gst://..., a path"),

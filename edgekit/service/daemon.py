@@ -85,7 +85,9 @@ def load_predictor(cfg):
         from edgekit.meta import load_meta_yaml
 
         meta = load_meta_yaml(model["meta"])
-    return Predictor.open(path, backend=backend, meta=meta), backend, reason
+    predictor = Predictor.open(path, backend=backend, meta=meta)
+    predictor.set_class_agnostic(model["class_agnostic"], tracking=bool(cfg.get("analytics")))
+    return predictor, backend, reason
 
 
 def ort_options(model, workers=1, cores=None):
@@ -201,6 +203,8 @@ def describe_model(predictor, path, backend, reason):
     if spec.is_dynamic:
         text += "; the model's input is dynamic (%s): frames are fed as %s" % (
             spec.shape, "x".join(str(d) for d in meta.input["shape"]))
+    if getattr(predictor, "class_agnostic", False):
+        text += "; one box per object across classes (model.class_agnostic)"
     return text
 
 

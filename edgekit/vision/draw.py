@@ -75,7 +75,8 @@ DRAWERS = {"detection": _draw_detections, "classification": _draw_classification
 
 def annotate(frame, result, labels=None, caption=None):
     """Copy of the BGR ``frame`` with ``result`` drawn (boxes + labels, or the top-1 class);
-    ``caption`` (e.g. "12.3 fps") is written in the bottom-left corner."""
+    ``caption`` (e.g. "#1234") is written in the bottom-right corner: cameras and the synthetic source
+    print their own time or frame number at the bottom left, and one must not cover the other."""
     import cv2
 
     image = np.array(frame, dtype=np.uint8, copy=True)
@@ -89,5 +90,5 @@ def annotate(frame, result, labels=None, caption=None):
     if drawer is not None:
         drawer(cv2, image, result, labels, thickness, font_scale)
     if caption:
-        _label_box(cv2, image, str(caption), 4, image.shape[0], (32, 32, 32), font_scale, thickness)
+        _label_box(cv2, image, str(caption), image.shape[1], image.shape[0], (32, 32, 32), font_scale, thickness)
     return image

@@ -122,3 +122,24 @@ def xywh_to_xyxy(boxes):
     out[:, 2] = boxes[:, 0] + half_w
     out[:, 3] = boxes[:, 1] + half_h
     return out
+
+
+DEDUPE_IOU = 0.7      # two boxes of different classes this close are one object seen twice
+
+
+def dedupe_classes(result, iou_threshold=DEDUPE_IOU):
+    """One box per object: drop a detection that overlaps a higher-scoring one of another class by
+    ``iou_threshold`` or more (class-agnostic suppression after a per-class decoder). A decoder that
+    keeps per-class peaks, such as CenterNet without NMS, reports one shape under two classes; a
+    tracker would make two tracks of it and count it twice. Returns a new result; others untouched."""
+    dets = result.get("detections") if isinstance(result, dict) else None
+    if not dets or len(dets) < 2:
+        return result
+    boxes = np.array([d["box"] for d in dets], dtype=np.float32).reshape(-1, 4)
+    scores = np.array([float(d.get("score", 0.0)) for d in dets], dtype=np.float32)
+    kept = sorted(nms(boxes, scores, iou_threshold).tolist())
+    if len(kept) == len(dets):
+        return result
+    out = dict(result)
+    out["detections"] = [dets[i] for i in kept]
+    return out

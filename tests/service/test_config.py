@@ -41,6 +41,7 @@ def test_defaults_and_overrides(tmp_path):
     ("modle: {path: a.onnx}", "config key modle is unknown. Did you mean model"),
     ("model: {path: a.onnx, threads: two}", "config key model.threads must be an integer or null, got 'two'"),
     ("model: {path: a.onnx, backend: cuda}", "config key model.backend must be one of auto, tensorrt"),
+    ("model: {path: a.onnx, class_agnostic: maybe}", "config key model.class_agnostic must be auto, true or false"),
     ("source: {loop: 'yes'}", "config key source.loop must be true or false, got 'yes'"),
     ("source: {read_timeout_s: 0}", "config key source.read_timeout_s must be >= 0.1, got 0"),
     ("outputs: {jsonl: {max_bytes: 10MB}}", "config key outputs.jsonl.max_bytes must be an integer, got '10MB'"),

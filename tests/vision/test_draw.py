@@ -48,7 +48,7 @@ def test_empty_or_missing_result_returns_a_clean_copy_and_caption_draws():
     assert not annotate(frame(), None).any()
     assert not annotate(frame(), {"task": "detection", "detections": []}).any()
     out = annotate(frame(), None, caption="12.5 fps")
-    assert out[100:, :80].any() and not out[:50].any()
+    assert out[100:, 80:].any() and not out[:50].any()       # bottom right (see the caption test below)
 
 
 def test_grey_frame_becomes_bgr():
@@ -65,3 +65,21 @@ def test_most_confident_label_is_drawn_on_top():
     label_area = out[40:60, 42:60].reshape(-1, 3)
     colours = set(map(tuple, label_area.tolist()))
     assert tuple(color_for(0)) in colours and tuple(color_for(1)) not in colours
+
+
+def test_caption_goes_bottom_right_and_leaves_the_cameras_own_stamp_alone():
+    """The synthetic source (and many cameras) print a frame number or time at the bottom left;
+    the page's caption must not be drawn over it."""
+    img = annotate(frame(120, 320), {}, caption="#123456")
+    assert not img[80:, :100].any()            # bottom left: untouched
+    assert img[100:, 220:].any()               # bottom right: the caption
+
+
+def test_caption_does_not_cover_the_synthetic_sources_frame_number():
+    from edgekit.sources.synthetic import synthetic_frame
+
+    raw = synthetic_frame(7, 320, 240)
+    stamp = raw[200:, :80].copy()
+    assert stamp.any()                                    # the source's own number is there
+    img = annotate(raw, {}, caption="#7")
+    assert np.array_equal(img[200:, :80], stamp)

@@ -84,3 +84,44 @@ def test_block_size_never_changes_the_result(block):
     assert nms(boxes, scores, 0.5, classes=classes, block=block).tolist() == reference.tolist()
     capped = nms(boxes, scores, 0.5, classes=classes, max_det=37, block=block)
     assert capped.tolist() == reference[:37].tolist()
+
+
+def _d(index, box, score):
+    return {"index": index, "label": "c%d" % index, "score": score, "box": box}
+
+
+def test_dedupe_classes_keeps_one_box_per_object():
+    from edgekit.vision.nms import dedupe_classes
+
+    result = {"task": "detection", "detections": [
+        _d(1, [10, 10, 50, 50], 0.6), _d(0, [11, 10, 50, 51], 0.9),      # one object, two classes
+        _d(1, [100, 100, 140, 150], 0.5),                                  # another object
+        _d(0, [30, 10, 70, 50], 0.8)]}                                     # overlaps the first by IoU 0.33
+    out = dedupe_classes(result)
+    assert [(d["index"], d["score"]) for d in out["detections"]] == [(0, 0.9), (1, 0.5), (0, 0.8)]
+    assert len(result["detections"]) == 4                                  # the input is not changed
+    assert dedupe_classes({"task": "classification", "top": []}) == {"task": "classification", "top": []}
+
+
+def test_predictor_class_agnostic_setting():
+    from edgekit.meta import ModelMeta
+    from edgekit.predictor import Predictor
+
+    def meta(**decoder):
+        params = {"type": "centernet", "stride": 4, "score_threshold": 0.3, "top_k": 100, "nms_iou": None}
+        params.update(decoder)
+        return ModelMeta(task="detection", labels=["a", "b"], input={"name": "images", "shape": [1, 3, 64, 64]},
+                         preprocess={"resize": "letterbox"}, decoder=params)
+
+    heat = np.zeros((1, 2, 16, 16), np.float32)
+    reg = np.zeros((1, 4, 16, 16), np.float32)
+    heat[0, 0, 4, 4], heat[0, 1, 4, 4] = 0.9, 0.7       # one object peaking in both class maps
+    reg[0, :, 4, 4] = (0, 0, 4, 4)
+    outputs = {"heatmap": heat, "regression": reg}
+    plain = Predictor(None, meta())
+    assert plain.set_class_agnostic("auto") is False
+    assert len(plain.postprocess(outputs, None)["detections"]) == 2
+    assert plain.set_class_agnostic("auto", tracking=True) is True
+    assert [d["index"] for d in plain.postprocess(outputs, None)["detections"]] == [0]
+    assert plain.set_class_agnostic(False, tracking=True) is False
+    assert Predictor(None, meta(class_agnostic=True)).set_class_agnostic("auto") is True
