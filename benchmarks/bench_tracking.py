@@ -68,7 +68,7 @@ def _run_roboflow(frames, sv_dets, rf, fps=FPS):
 
 
 def _score(frames, hyp):
-    from edgekit.desktop.track_eval import evaluate, frames_to_mot
+    from edgekit.desktop.track.evaluate import evaluate, frames_to_mot
 
     gt = dict((f["frame"], (f["gt"][:, 4].astype("int64"), f["gt"][:, :4])) for f in frames)
     return evaluate(gt, frames_to_mot(hyp))

@@ -122,7 +122,7 @@ def run(args):
                "out": args.out, "events": len(events), "events_file": args.events,
                "counts": analytics.counts(), "ms_per_frame": round(1000.0 * elapsed / max(1, len(rec.frames)), 4)}
     if args.eval:
-        from edgekit.desktop.track_eval import evaluate_files
+        from edgekit.desktop.track.evaluate import evaluate_files
 
         summary["eval"] = evaluate_files(args.eval, args.out)
         summary["eval"]["gt"] = args.eval

@@ -11,7 +11,7 @@ from edgekit.analytics.synth import make_scene, mot_text, sample
 
 pytest.importorskip("motmetrics")
 
-from edgekit.desktop.track_eval import evaluate, frames_to_mot  # noqa: E402
+from edgekit.desktop.track.evaluate import evaluate, frames_to_mot  # noqa: E402
 
 
 def gt_of(frames):
