@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.edgekit-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/demo
 
-.PHONY: demo test test-fast test-py36 bench lint venv clean help
+.PHONY: demo test test-fast test-py36 check-pycuda-build bench lint venv clean help
 
 help:
 	@echo "make demo   - dataset -> train -> export -> quantize -> profile -> serve, on the CPU (runs/demo)"
@@ -72,6 +72,11 @@ $(PY36_STAMP): pyproject.toml $(PY36_SOURCES)
 	$(PY36_PIP) check
 	cd / && $(abspath $(PY36_BIN))/edgekit --help >/dev/null && $(abspath $(PY36_BIN))/edgekit serve --help >/dev/null
 	touch $(PY36_STAMP)
+
+# jetson/setup.sh's pycuda steps on the real CPython 3.6 (PY36), built against this machine's CUDA headers
+# up to the link against libcuda (minutes; sources from PyPI). tests/jetson/test_pycuda_build.py says how far.
+check-pycuda-build:
+	EDGEKIT_PYCUDA_BUILD=1 PY36=$(PY36) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/jetson/test_pycuda_build.py
 
 test-py36: $(PY36_STAMP)
 	$(PY36_BIN)/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \

@@ -59,9 +59,11 @@ def test_setup_script_dry_run():
                           universal_newlines=True)
     assert proc.returncode == 0, proc.stdout
     out = proc.stdout
-    for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-deps", "fallocate -l 4G",
-                     "OPENBLAS_CORETYPE=ARMV8", "sudo tee -a /etc/default/edgekit"):      # the unit's EnvironmentFile
+    for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-build-isolation", "--no-deps",
+                     "fallocate -l 4G", "-m venv --system-site-packages /opt/edgekit",
+                     "OPENBLAS_CORETYPE=ARMV8 >> /etc/default/edgekit"):      # the unit's EnvironmentFile
         assert expected in out
+    assert "--user" not in out and "dry run: nothing was changed" in out
     commands = [line for line in out.splitlines() if line.startswith("+ ")]
     assert not [c for c in commands if "opencv-python" in c]        # never shadow JetPack's cv2
     refused = subprocess.run(["bash", script, "--bogus"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
