@@ -3,7 +3,9 @@ on the same simulated GPU as the pycuda stand-in. Not cuda-python.
 
 Every call returns a tuple whose first item is a cudaError_t, as the real bindings do. Host memory
 is real (numpy buffers whose addresses edgekit wraps with ctypes); device memory and mapped
-pointers are fake addresses in the SimulatedGpu; streams queue work until synchronized.
+pointers are fake addresses in the SimulatedGpu; streams queue work until synchronized. An async copy
+reads (host to device) or writes (device to host) host memory when it runs on the stream, as a real
+cudaMemcpyAsync does, so code that reuses a host buffer before synchronizing sees the race.
 """
 
 import ctypes
@@ -120,10 +122,8 @@ def make_modules(gpu):
     def cudaMemcpyAsync(dst, src, count, kind, stream):
         count = int(count)
         if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
-            data = np.frombuffer(ctypes.string_at(int(src), count), np.uint8)
-
-            def run():
-                gpu.resolve(dst, count)[:] = data
+            def run():            # reads the host bytes when the copy runs on the stream, not when enqueued
+                gpu.resolve(dst, count)[:] = np.frombuffer(ctypes.string_at(int(src), count), np.uint8)
                 gpu.copy_cost(count)
         else:
             def run():

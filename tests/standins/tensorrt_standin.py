@@ -407,6 +407,7 @@ def make_module(gpu, api="8.2"):
             return self.engine.run(feeds)[i - len(self.shapes)].shape
 
         def _enqueue(self, addresses, stream_handle):
+            gpu.need_context("IExecutionContext enqueue")       # TensorRT enqueues in the thread's current context
             stream = gpu.streams.get(stream_handle)
             if stream is None:
                 raise RuntimeError("invalid stream handle")
