@@ -29,6 +29,7 @@ SwapTotal:       2029632 kB
 SwapFree:        2029632 kB
 """
 CALIB = b"TRT-8201-EntropyCalibration2\nimages: 3c010a14\nlogits: 3d9a5e2c\n"
+CALIB_10 = CALIB.replace(b"TRT-8201", b"TRT-100300")          # the same scales, written for TensorRT 10.3.0
 
 
 @pytest.fixture
@@ -153,12 +154,12 @@ def test_fp16_without_fast_fp16_is_refused(tmp_path, monkeypatch, model, logs):
 def test_int8_with_calibration_cache_keys_on_its_hash(tmp_path, monkeypatch, model, logs):
     standin = install(monkeypatch, api="10", fast_int8=True)
     calib = tmp_path / "calib.cache"
-    calib.write_bytes(CALIB)
+    calib.write_bytes(CALIB_10)
     a = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
     assert a.key["calib_sha256"] == build_mod.fsutil.sha256_file(str(calib))
     flags = [d["flags"] for n, d in standin.calls if n == "build_serialized_network"][-1]
     assert flags == ["BuilderFlag.FP16", "BuilderFlag.INT8"]
-    calib.write_bytes(CALIB.replace(b"3d9a5e2c", b"3d9a5e2d"))
+    calib.write_bytes(CALIB_10.replace(b"3d9a5e2c", b"3d9a5e2d"))
     b = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
     assert b.built and b.key_hash != a.key_hash and any("calib file changed" in m for m in logs)
 
@@ -184,12 +185,23 @@ def test_dynamic_input_needs_shapes_and_they_enter_the_key(tmp_path, monkeypatch
     assert b.key_hash != a.key_hash
 
 
-def test_opset_too_new_for_tensorrt_82_is_a_model_error(tmp_path, monkeypatch, logs):
+def test_tensorrt_82_parses_a_newer_opset_when_it_has_the_operators(tmp_path, monkeypatch, logs):
+    """onnx-tensorrt 8.2-GA has no opset ceiling (it warns below opset 7): opset 17 with 8.2's operators parses."""
     model = tiny_classifier(tmp_path / "new.onnx", opset=17)
+    install(monkeypatch, api="8.2")
+    assert build(model, tmp_path, logs).built
+    install(monkeypatch, api="10")
+    assert build(model, tmp_path, logs).built
+
+
+def test_operator_tensorrt_82_lacks_is_a_model_error_naming_it(tmp_path, monkeypatch, logs):
+    model = tiny_classifier(tmp_path / "hardmax.onnx", opset=13, tail_op="Hardmax")    # no 8.2 importer
     install(monkeypatch, api="8.2")
     with pytest.raises(ModelError) as exc:
         build(model, tmp_path, logs)
-    assert "opset" in str(exc.value) and "--target jetson-nano" in str(exc.value)
+    text = str(exc.value) + " " + (exc.value.hint or "")
+    assert "Hardmax" in text and "Plugin not found" in text and "lists them per operator" in text
+    assert "opset <= 13" not in text
     install(monkeypatch, api="10")
     assert build(model, tmp_path, logs).built
 
@@ -256,12 +268,33 @@ def test_calibration_cache_is_ignored_with_a_message_for_fp16(tmp_path, monkeypa
     assert record.key["calib_sha256"] is None and any("not used: only INT8" in m for m in logs)
 
 
-def test_calibration_cache_of_another_tensorrt_is_warned(tmp_path, monkeypatch, model, logs):
-    install(monkeypatch, api="10", fast_int8=True)
+def test_calibration_cache_of_another_tensorrt_is_refused_up_front(tmp_path, monkeypatch, model, logs):
+    standin = install(monkeypatch, api="10", fast_int8=True)
     calib = tmp_path / "c.cache"
     calib.write_bytes(CALIB)                       # written for 8.2.1
-    record = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
-    assert any("TRT-8201-EntropyCalibration2 was written for another TensorRT" in w for w in record.warnings)
+    with pytest.raises(ModelError) as exc:
+        build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert "TRT-8201-EntropyCalibration2" in str(exc.value) and "TRT-100300-EntropyCalibration2" in str(exc.value)
+    assert "recalibrate" in str(exc.value) and "--target jetson-orin-nano" in exc.value.hint
+    assert not [c for c in standin.calls if c[0] == "build_serialized_network"]
+    calib.write_bytes(CALIB_10)                    # the cache for this TensorRT builds
+    assert build(model, tmp_path, logs, precision="int8", calib_cache=str(calib)).built
+
+
+def test_tensorrt_recalibrates_a_mismatched_cache_and_a_cache_only_calibrator_fails(monkeypatch):
+    """What edgekit's up-front refusal prevents: the stand-in builder, like TensorRT, ignores a cache of
+    another version, recalibrates, gets no batch from the cache-only calibrator and builds nothing."""
+    standin = install(monkeypatch, api="10", fast_int8=True)
+    trt = standin.trt
+    for cache, built in ((CALIB, False), (CALIB_10, True)):
+        builder = trt.Builder(trt.Logger())
+        network = builder.create_network(0)
+        network.inputs, network.outputs, network.onnx = [], [], b""
+        config = builder.create_builder_config()
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = build_mod.make_cache_calibrator(trt, cache)
+        assert (builder.build_serialized_network(network, config) is not None) == built
+    assert ("trt.recalibrate", "TRT-8201-EntropyCalibration2") in standin.calls
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -3,9 +3,10 @@
 import numpy as np
 
 
-def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True, seed=0, qdq=False):
+def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True, seed=0, qdq=False, tail_op=None):
     """images [N,3,size,size] -> Conv 3x3 -> Relu -> GlobalAveragePool -> Flatten -> logits [N,4].
-    ``qdq``: a symmetric INT8 QuantizeLinear/DequantizeLinear pair on the input, metadata precision int8."""
+    ``qdq``: a symmetric INT8 QuantizeLinear/DequantizeLinear pair on the input, metadata precision int8.
+    ``tail_op``: a one-input operator (e.g. "Hardmax") applied to the logits, same shape."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -20,6 +21,9 @@ def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True,
         helper.make_node("Flatten", ["g"], ["logits"]),
     ]
     initializers = [weight, bias]
+    if tail_op:
+        nodes[-1].output[0] = "flat"
+        nodes.append(helper.make_node(tail_op, ["flat"], ["logits"]))
     if qdq:
         nodes[0].input[0] = "images_dq"
         nodes[:0] = [helper.make_node("QuantizeLinear", ["images", "s", "z"], ["images_q"]),
