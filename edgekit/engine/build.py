@@ -267,7 +267,7 @@ def _check_deserializes(trt, engine_bytes):
 def _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes, timing_cache, force, log):
     """Parse, configure, build. Returns (engine bytes, details for the sidecar)."""
     warnings = []
-    plan = memory.plan_build(memory.read_meminfo(), os.path.getsize(onnx_path), workspace_mib)
+    plan = memory.plan_build(memory.read_meminfo(), os.path.getsize(onnx_path), workspace_mib, memory.read_swaps())
     warnings.extend(plan.warnings)
     logger = trt_api.make_logger(trt)
     builder = trt.Builder(logger)
