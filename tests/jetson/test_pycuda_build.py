@@ -30,7 +30,7 @@ SETUP = os.path.join(ROOT, "jetson", "setup.sh")
 PY36 = os.environ.get("PY36", "/root/.pyenv/versions/3.6.15/bin/python3.6")
 CUDA_HOME = os.environ.get("CUDA_HOME", "/usr/local/cuda")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]      # the build takes minutes
 
 SHIM = """/* test shim: this machine's cuda.h with the two CUDA 10.2 declarations pycuda 2021.1 uses */
 #include "%(real)s"
