@@ -175,6 +175,7 @@ def ensure_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=Non
     _check_writable(cache_dir)
     cache.remove_stale_temps(cache_dir)
     trt = trt_api.import_tensorrt()
+    trt_api.check_can_build(trt)
     gpu = cuda_api.open_gpu().open_or_share(0)
     try:
         with gpu.current():

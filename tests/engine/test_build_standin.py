@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -354,3 +355,41 @@ def test_a_long_build_says_it_is_still_building(tmp_path, monkeypatch, model, lo
     monkeypatch.setattr(build_mod.Heartbeat, "every", 0.05)
     assert build(model, tmp_path, logs).built
     assert any(m.startswith("still building (") for m in logs)
+
+
+def test_one_tensorrt_logger_for_builder_and_runtime(tmp_path, monkeypatch, model, logs):
+    """TensorRT warns when createInferRuntime gets another logger than the builder had: one per process."""
+    from edgekit.runners import open_runner
+
+    standin = install(monkeypatch, api="8.2")
+    record = build(model, tmp_path, logs)
+    with open_runner("tensorrt", record.path) as runner:
+        runner.infer({"images": np.zeros((1, 3, 8, 8), np.float32)})
+    assert sum(1 for name, _ in standin.calls if name == "trt.Logger") == 1
+
+
+def test_tensorrt_11_builds_are_refused_with_what_is_missing(tmp_path, monkeypatch, model, logs):
+    """TensorRT 11.0's Python bindings (NVIDIA/TensorRT release/11.0 pyCore.cpp) have no BuilderFlag.FP16/INT8,
+    no calibrators and no platform_has_fast_*: edgekit refuses to build there instead of failing half way."""
+    standin = install(monkeypatch, api="10", version="11.0.0.12")
+    with pytest.raises(BackendUnavailable) as exc:
+        build(model, tmp_path, logs)
+    assert "TensorRT 11.0.0.12" in str(exc.value) and "BuilderFlag.FP16/INT8" in str(exc.value)
+    assert "unverified" in str(exc.value) and ".engine" in exc.value.hint
+    assert not [c for c in standin.calls if c[0] == "build_serialized_network"]
+
+
+def test_an_engine_runs_on_tensorrt_11_through_the_tensor_name_api(tmp_path, monkeypatch, model, logs):
+    from edgekit.runners import open_runner
+
+    install(monkeypatch, api="10", version="11.0.0.12")
+    trt = sys.modules["tensorrt"]
+    builder = trt.Builder(trt.Logger())          # an engine built elsewhere for this TensorRT (stand-in bytes)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, trt.Logger())
+    assert parser.parse(open(model, "rb").read())
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(bytes(builder.build_serialized_network(network, builder.create_builder_config())))
+    with open_runner("tensorrt", str(engine)) as runner:
+        out = runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
+    assert out["logits"].shape == (1, 4) and runner.describe()["api"] == "tensor-names"

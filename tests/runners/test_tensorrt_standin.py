@@ -326,3 +326,29 @@ def test_async_host_to_device_copy_reads_the_host_buffer_when_it_runs(monkeypatc
         gpu.free_host(back)
     gpu.close()
     assert standin.calls
+
+
+def test_reloads_leak_no_cuda_streams(tmp_path, monkeypatch):
+    """cuda-python streams are destroyed in close() (cudaStreamDestroy): a daemon reloading its model does
+    not pile up streams."""
+    standin = install(monkeypatch, api="10", cuda="cuda-python")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    for _ in range(3):
+        with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="cuda-python") as runner:
+            runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
+    assert not [h for h in standin.gpu.streams if h >= 0x9000]
+
+
+def test_zero_copy_after_cuda_started_is_a_clear_error(tmp_path, monkeypatch):
+    """cudaSetDeviceFlags(cudaDeviceMapHost) fails once the primary context is active under CUDA 10.2's rules:
+    edgekit checks its return (and whether mapping is on anyway, as CUDA 12 documents) instead of ignoring it."""
+    from edgekit.engine import cuda_api
+    from edgekit.errors import ConfigError
+
+    install(monkeypatch, api="10", cuda="cuda-python", legacy_device_flags=True)
+    model = tiny_classifier(tmp_path / "m.onnx")
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="cuda-python") as runner:
+        runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})        # CUDA is active now
+    with pytest.raises(ConfigError, match="cudaDeviceMapHost") as exc:
+        cuda_api.open_gpu("cuda-python").open(0, map_host=True)
+    assert "zero_copy=False" in exc.value.hint

@@ -31,11 +31,12 @@ class SimulatedGpu(object):
 
     def __init__(self, name="NVIDIA Tegra X1", compute_capability=(5, 3), cuda_version=(10, 2, 0),
                  driver_version=10020, total_memory=4 * 1024 ** 3, copy_ms_per_mb=0.5, compute_ms=2.0,
-                 fast_fp16=True, fast_int8=False):
+                 fast_fp16=True, fast_int8=False, legacy_device_flags=False):
         self.name, self.compute_capability = name, tuple(compute_capability)
         self.cuda_version, self.driver_version, self.total_memory = tuple(cuda_version), driver_version, total_memory
         self.copy_ms_per_mb, self.compute_ms = copy_ms_per_mb, compute_ms
         self.fast_fp16, self.fast_int8 = fast_fp16, fast_int8
+        self.legacy_device_flags = legacy_device_flags     # cudart stand-in: CUDA 10.2's cudaSetDeviceFlags rules
         self.memory = {}           # address -> uint8 array
         self.next_address = 0x7F0000000000
         self.clock_ms = 0.0

@@ -67,12 +67,12 @@ DT_OF_ORT = {"tensor(float)": "FLOAT", "tensor(float16)": "HALF", "tensor(int8)"
              "tensor(int32)": "INT32", "tensor(bool)": "BOOL", "tensor(int64)": "INT64"}
 
 
-def make_module(gpu, api="8.2"):
+def make_module(gpu, api="8.2", version=None):
     if api not in ("8.2", "10"):
         raise ValueError("stand-in API shapes: 8.2, 10")
     trt = types.ModuleType("tensorrt")
     trt.__doc__ = "STAND-IN for tensorrt %s (tests/standins/tensorrt_standin.py)" % api
-    trt.__version__ = "8.2.1.8" if api == "8.2" else "10.3.0.26"
+    trt.__version__ = version or ("8.2.1.8" if api == "8.2" else "10.3.0.26")
     trt.STANDIN = True
     trt.DataType = DataType
     trt.float32, trt.float16, trt.int8, trt.int32 = DataType.FLOAT, DataType.HALF, DataType.INT8, DataType.INT32
@@ -91,6 +91,7 @@ def make_module(gpu, api="8.2"):
 
         def __init__(self, min_severity=2):
             self.min_severity = min_severity
+            gpu.log("trt.Logger", min_severity)
 
         def log(self, severity, msg):
             gpu.log("trt.log", msg)
