@@ -287,13 +287,13 @@ def test_tensorrt_recalibrates_a_mismatched_cache_and_a_cache_only_calibrator_fa
     another version, recalibrates, gets no batch from the cache-only calibrator and builds nothing."""
     standin = install(monkeypatch, api="10", fast_int8=True)
     trt = standin.trt
-    for cache, built in ((CALIB, False), (CALIB_10, True)):
+    for calib_bytes, built in ((CALIB, False), (CALIB_10, True)):
         builder = trt.Builder(trt.Logger())
         network = builder.create_network(0)
         network.inputs, network.outputs, network.onnx = [], [], b""
         config = builder.create_builder_config()
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = build_mod.make_cache_calibrator(trt, cache)
+        config.int8_calibrator = build_mod.make_cache_calibrator(trt, calib_bytes)
         assert (builder.build_serialized_network(network, config) is not None) == built
     assert ("trt.recalibrate", "TRT-8201-EntropyCalibration2") in standin.calls
 

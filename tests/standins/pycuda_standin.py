@@ -56,6 +56,9 @@ class SimulatedGpu(object):
             stack.pop()
         return stack
 
+    def drop_dead_contexts(self):
+        return self.context_stack
+
     @property
     def runtime_current(self):
         """cuda-python stand-in: cudaSetDevice made the primary context current on this thread."""
@@ -133,7 +136,7 @@ def make_modules(gpu):
             if self.thread is not threading.current_thread() and Context.get_current() is not self:
                 gpu.log("context.detach leaked", "out-of-thread context")   # pycuda: its thread presumably exited
             self.alive = False
-            gpu.context_stack          # the dead context leaves this thread's stack
+            gpu.drop_dead_contexts()          # the dead context leaves this thread's stack
             gpu.log("context.detach")
 
     def owner_is_reachable(ctx):
