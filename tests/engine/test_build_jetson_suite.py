@@ -27,7 +27,7 @@ def test_suite_is_collected_and_skipped_here_with_the_reason(tmp_path, monkeypat
     monkeypatch.setattr(os, "environ", env)
     proc, report = selftest(tmp_path)
     assert proc.returncode == 3, proc.stdout            # nothing ran
-    assert "0 passed, 0 failed, 9 skipped" in report
+    assert "0 passed, 0 failed, 13 skipped" in report
     assert "no TensorRT Python bindings here (python3-libnvinfer); run jetson/selftest on a Jetson" in report
     assert "Nothing ran" in report and "### doctor" in report
 
@@ -37,9 +37,27 @@ def test_suite_code_runs_against_the_standins(tmp_path, api):
     proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_SELFTEST_STANDIN_API=api)
     assert proc.returncode == 0, proc.stdout
     assert "**STAND-IN run**" in report and "nothing here was measured on hardware" in report
-    assert "7 passed, 0 failed, 2 skipped" in report
+    assert "8 passed, 0 failed, 5 skipped" in report
+    assert "**trtexec not checked**" in report and "**real-sized model not checked**" in report
     assert '"zero_copy"' in report and '"compute_ms"' in report
     assert '"samples"' not in report and '"Conv_0"' in report          # per-layer times via IProfiler
+
+
+def test_parity_not_checked_is_said_and_is_not_green():
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("selftest_script", os.path.join(JETSON, "selftest"))
+    selftest_module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(selftest_module)
+    rows = [("test_tensorrt_matches_the_cpu_reference[copies]", "skipped", "parity not checked: no CPU reference")]
+    rows.append(("test_build_engine_then_serve_it_from_the_cache", "passed", ""))
+    figures = {"not_checked": {"parity": "no CPU reference for tiny.onnx: no onnxruntime"}}
+    assert selftest_module.exit_code(0, rows, figures) == 4
+    assert selftest_module.exit_code(0, rows, {}) == 0
+    assert selftest_module.exit_code(0, rows[:1], {}) == 3
+    text = selftest_module.markdown(rows, figures, 4)
+    assert "- **parity not checked**: no CPU reference for tiny.onnx" in text and "exit status: 4" in text
 
 
 def test_jetson_python_files_are_python36():
