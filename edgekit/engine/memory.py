@@ -142,11 +142,15 @@ def read_swaps(proc_swaps="/proc/swaps"):
     """[(name, size bytes, used bytes)] from /proc/swaps (sizes there are KiB); [] when unreadable."""
     try:
         with open(proc_swaps) as handle:
-            lines = handle.read().splitlines()[1:]
+            return parse_swaps(handle.read())
     except (IOError, OSError):
         return []
+
+
+def parse_swaps(text):
+    """/proc/swaps text -> [(name, size bytes, used bytes)]."""
     rows = []
-    for line in lines:
+    for line in text.splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 4 and parts[2].isdigit() and parts[3].isdigit():
             rows.append((parts[0], int(parts[2]) * 1024, int(parts[3]) * 1024))
