@@ -207,7 +207,7 @@ def test_inference_from_a_second_thread(tiny, cache_dir, report):
     np.testing.assert_array_equal(out["logits"], here)
 
 
-TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
+TRTEXEC = os.environ.get("EDGEKIT_TRTEXEC", "/usr/src/tensorrt/bin/trtexec")     # JetPack's place for it
 
 
 def test_runner_latency_against_trtexec(tiny, real_model, cache_dir, report):
@@ -232,17 +232,18 @@ def test_runner_latency_against_trtexec(tiny, real_model, cache_dir, report):
     match = re.search(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, "
                       r"median = ([\d.]+) ms", out)
     assert proc.returncode == 0 and match, out[-1500:]
-    trtexec_median = float(match.group(4))
+    trtexec_mean, trtexec_median = float(match.group(3)), float(match.group(4))
     with open_runner("tensorrt", record.path) as runner:
         shape = [d if d > 0 else 1 for d in runner.input_specs()[0].shape]
         figures = _measure(runner, {runner.input_specs()[0].name: np.random.RandomState(0).rand(*shape).astype(
             np.float32)}, 300)
-    ratio = figures["compute_ms"] / trtexec_median if trtexec_median > 0 else None
-    report["vs_trtexec"] = {"model": os.path.basename(model), "trtexec_gpu_compute_median_ms": trtexec_median,
+    ratio = figures["compute_ms"] / trtexec_mean if trtexec_mean > 0 else None       # mean against mean
+    report["vs_trtexec"] = {"model": os.path.basename(model), "trtexec_gpu_compute_mean_ms": trtexec_mean,
+                            "trtexec_gpu_compute_median_ms": trtexec_median,
                             "runner_compute_mean_ms": figures["compute_ms"], "runner_p50_ms": figures["p50_ms"],
                             "ratio": ratio, "goal": "within 5%",
                             "goal_met": ratio is not None and abs(ratio - 1.0) <= 0.05}
-    assert figures["compute_ms"] > 0 and trtexec_median > 0
+    assert figures["compute_ms"] > 0 and trtexec_mean > 0
 
 
 def test_real_sized_model_fp16(real_model, cache_dir, report):

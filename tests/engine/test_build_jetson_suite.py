@@ -43,6 +43,21 @@ def test_suite_code_runs_against_the_standins(tmp_path, api):
     assert '"samples"' not in report and '"Conv_0"' in report          # per-layer times via IProfiler
 
 
+def test_runner_vs_trtexec_is_reported_with_both_figures(tmp_path):
+    """The comparison's own code, with a trtexec stand-in printing TensorRT 8.2's summary line
+    (samples/common/sampleReporting.cpp: "GPU Compute Time: min = ... ms, max = ..., mean = ..., median = ...")."""
+    trtexec = tmp_path / "trtexec"
+    trtexec.write_text("#!/bin/sh\necho '[I] GPU Compute Time: min = 1.5 ms, max = 2.5 ms, mean = 2.0 ms, "
+                       "median = 2.0 ms, percentile(99%) = 2.4 ms'\n")
+    trtexec.chmod(0o755)
+    proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_TRTEXEC=str(trtexec),
+                            PYTEST_ADDOPTS="-k trtexec")
+    assert proc.returncode == 0, proc.stdout
+    assert "### runner vs trtexec (same engine, tiny.onnx)" in report
+    assert "trtexec GPU compute mean 2.000 ms, edgekit runner compute mean 2.000 ms: ratio 1.000" in report
+    assert "goal within 5%: met" in report
+
+
 def test_parity_not_checked_is_said_and_is_not_green():
     import importlib.util
     from importlib.machinery import SourceFileLoader
