@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 def board_environment(environ, machine=None, release_file="/etc/nv_tegra_release"):
     """Set OPENBLAS_CORETYPE=ARMV8 in ``environ`` on an aarch64 Tegra board when it is unset, and say
-    whether it did. numpy 1.19.5's aarch64 wheel bundles an OpenBLAS that misdetects the Nano's
-    Cortex-A57 and dies with "Illegal instruction" at import (numpy issues 18131, 18468); OpenBLAS reads
+    whether it did. numpy 1.19.5's aarch64 wheel bundles an OpenBLAS whose CPU detection dies with
+    "Illegal instruction" at import on Jetsons (numpy issues 18131, 18468; 1.19.4 was not affected). Naming
+    the core skips that detection; OpenBLAS reads
     the variable when numpy loads, so this runs before anything imports numpy. ``sudo`` and systemd
     drop the variable from a shell profile, hence here."""
     machine = machine or _platform.machine()
