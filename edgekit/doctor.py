@@ -295,11 +295,17 @@ def check_memory(system, facts):
     total, avail = info["MemTotal"] / float(GIB), info.get("MemAvailable", 0) / float(GIB)
     swap = info.get("SwapTotal", 0) / float(GIB)
     checks = [Check("memory", OK, "%.1f GiB, %.1f GiB available" % (total, avail))]
+    swaps = memory.parse_swaps(system.read("/proc/swaps") or "")
+    zram = sum(size for name, size, _used in swaps if memory.is_zram(name)) / float(GIB)
+    if zram:            # JetPack's nvzramconfig: compressed RAM, no room for an engine build
+        swap = max(0.0, swap - zram)
+    shown = "%.1f GiB%s" % (swap, " (+ %.1f GiB zram, not counted)" % zram if zram else "")
     if swap == 0 and total < 4.5:
-        checks.append(Check("swap", FAIL, "none", "building engines on a small board needs swap: "
-                            "bash jetson/setup.sh --swap-only (4 GB swap file)"))
+        checks.append(Check("swap", FAIL, "none" if not zram else shown, "building engines on a small board "
+                            "needs a swap file (zram compresses into the same RAM): sudo bash jetson/setup.sh "
+                            "--swap-only (4 GB swap file)"))
     else:
-        checks.append(Check("swap", OK if swap or total >= 4.5 else WARN, "%.1f GiB" % swap))
+        checks.append(Check("swap", OK if swap or total >= 4.5 else WARN, shown))
     return checks
 
 

@@ -161,3 +161,18 @@ def test_engines_built_by_another_tensorrt_are_reported(tmp_path):
     assert "--clear" in check.advice
     (check,) = doctor.check_engines(None, {}, cache_dir=str(tmp_path / "none"))
     assert check.value.startswith("empty")
+
+
+def test_zram_alone_is_not_swap_for_engine_builds(tmp_path):
+    """JetPack 4.6 enables zram (nvzramconfig): on a 4 GB Nano that is all the swap there is, and it
+    compresses into the same RAM, so the doctor asks for a swap file (jetson/setup.sh makes one)."""
+    root = nano_root(tmp_path)
+    write(tmp_path, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n" + "".join(
+        "/dev/zram%d partition 507408 0 5\n" % i for i in range(4)))
+    system = doctor.System(root=root, modules=fake_modules(), run=fake_run({"nvpmodel": (0, "NV Power Mode: MAXN\n0\n")}))
+    swap = by_name(doctor.diagnose(system))["swap"]
+    assert swap["status"] == "fail" and "zram, not counted" in swap["value"] and "--swap-only" in swap["advice"]
+    write(tmp_path, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/zram0 partition 507408 0 5\n"
+          "/var/swapfile file 1522224 0 -2\n")
+    swap = by_name(doctor.diagnose(system))["swap"]
+    assert swap["status"] == "ok" and swap["value"].startswith("1.5 GiB")

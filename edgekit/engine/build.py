@@ -175,6 +175,7 @@ def ensure_engine(onnx_path, precision="fp16", cache_dir=None, workspace_mib=Non
     _check_writable(cache_dir)
     cache.remove_stale_temps(cache_dir)
     trt = trt_api.import_tensorrt()
+    trt_api.check_can_build(trt)
     gpu = cuda_api.open_gpu().open_or_share(0)
     try:
         with gpu.current():
@@ -267,7 +268,7 @@ def _check_deserializes(trt, engine_bytes):
 def _build(trt, onnx_path, precision, workspace_mib, calib_cache, shapes, timing_cache, force, log):
     """Parse, configure, build. Returns (engine bytes, details for the sidecar)."""
     warnings = []
-    plan = memory.plan_build(memory.read_meminfo(), os.path.getsize(onnx_path), workspace_mib)
+    plan = memory.plan_build(memory.read_meminfo(), os.path.getsize(onnx_path), workspace_mib, memory.read_swaps())
     warnings.extend(plan.warnings)
     logger = trt_api.make_logger(trt)
     builder = trt.Builder(logger)
@@ -351,8 +352,11 @@ def _parse(parser, onnx_path, version):
         errors = trt_api.parser_errors(parser)
         hint = "check it with `edgekit inspect --target jetson-nano`"
         if series_of(version) == "8.2":
-            hint = ("TensorRT 8.2 reads ONNX opset <= 13: re-export with `edgekit export --target jetson-nano` "
-                    "and " + hint)
+            # TensorRT 8.2's parser has no opset limit (onnx-tensorrt 8.2-GA ModelImporter.cpp only warns below
+            # opset 7): what it rejects is an operator it has no importer for, or an importer's own limits
+            hint = ("TensorRT 8.2's ONNX parser lacks some operators and attributes newer exporters use: "
+                    "`edgekit inspect --target jetson-nano` lists them per operator; re-export without them "
+                    "(`edgekit export --target jetson-nano`)")
         raise ModelError("TensorRT %s cannot parse %s: %s" % (version, os.path.basename(onnx_path),
                                                              "; ".join(errors[:3]) or "unknown error"), hint=hint)
 
@@ -368,8 +372,9 @@ def _set_precision(trt, builder, config, precision, calib_cache, onnx_path):
     if calib_cache:
         with open(calib_cache, "rb") as handle:
             data = handle.read()
+        _check_calib_version(trt, data, calib_cache)
         config.int8_calibrator = make_cache_calibrator(trt, data)
-        return _calib_version_warnings(trt, data)
+        return []
     meta = _meta_of(onnx_path)
     if meta is None or meta.precision != "int8":
         raise PrecisionError("an INT8 build needs a calibration cache or a quantized (QDQ) model",
@@ -377,18 +382,38 @@ def _set_precision(trt, builder, config, precision, calib_cache, onnx_path):
                              "that `edgekit quantize --precision int8` wrote")
 
 
-def _calib_version_warnings(trt, data):
-    """A calibration cache written for another TensorRT may be rejected by this one: say so."""
-    try:
-        from edgekit.engine.calib_cache import header_for
-    except ImportError:
-        return []
+def _check_calib_version(trt, data, path):
+    """Refuse a calibration cache written for another TensorRT. TensorRT would ignore it and recalibrate
+    (sampleINT8's README, release/8.2: "re-calibrate only if ... incompatible with the current TensorRT
+    version or calibrator variant"), and the board's cache-only calibrator has no batches: the build fails."""
+    from edgekit.engine.calib_cache import header_for
+
     header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
     expected = header_for(trt.__version__)
-    if header.split("-")[:2] != expected.split("-")[:2]:
-        return ["calibration cache header %s was written for another TensorRT (this one writes %s): TensorRT may "
-                "ignore it and the INT8 build then fails" % (header, expected)]
-    return []
+    if header == expected:
+        return
+    written = header.split("-")[1] if header.count("-") >= 2 else "?"
+    target = _target_for(trt.__version__)
+    raise ModelError(
+        "calibration cache %s was written for another TensorRT or calibrator (its header is %s; TensorRT %s here "
+        "reads %s): TensorRT would recalibrate, and with no calibration images on the board the INT8 build fails"
+        % (os.path.basename(str(path)), header, trt.__version__, expected),
+        hint="rebuild the cache on the desktop for TensorRT %s: `edgekit quantize --precision int8%s` "
+        "(header version %s is not this board's)" % (
+            ".".join(str(trt.__version__).split(".")[:3]), " --target %s" % target if target else "", written))
+
+
+def _target_for(version):
+    """The edgekit target whose TensorRT matches this version's major.minor, or None."""
+    try:
+        from edgekit.targets import TARGETS
+    except ImportError:
+        return None
+    wanted = str(version).split(".")[:2]
+    for name, target in sorted(TARGETS.items()):
+        if str(getattr(target, "tensorrt", "") or "").split(".")[:2] == wanted:
+            return name
+    return None
 
 
 def make_cache_calibrator(trt, cache_bytes):

@@ -189,6 +189,7 @@ class CudaPythonGpu(object):
         self.device = 0
         self._host = {}            # id(array) -> host pointer, to free
         self._events = []
+        self._streams = []         # destroyed in close(): a stream per reload would leak otherwise
 
     def _call(self, fn, *args):
         result = fn(*args)
@@ -204,9 +205,22 @@ class CudaPythonGpu(object):
             self._call(self.rt.cudaSetDevice, self.device)
         except RuntimeError as exc:
             raise no_cuda(exc)
-        if map_host:     # needed before the context exists on old GPUs; with unified addressing mapping is on
-            self.rt.cudaSetDeviceFlags(self.rt.cudaDeviceMapHost)
+        if map_host:
+            # after cudaSetDevice (which picks the device the flags are for). CUDA 10.2 answers
+            # cudaErrorSetOnActiveProcess once the primary context is active; CUDA 12 documents the flag as
+            # implicit for the runtime. So: check the answer, and on failure whether mapping is on anyway.
+            err = self.rt.cudaSetDeviceFlags(self.rt.cudaDeviceMapHost)[0]
+            if err != self.rt.cudaError_t.cudaSuccess and not self._maps_host():
+                raise ConfigError("zero-copy needs cudaDeviceMapHost before CUDA starts on device %d, and "
+                                  "cudaSetDeviceFlags failed: %s" % (
+                                      self.device, _text(self.rt.cudaGetErrorString(err)[1])),
+                                  hint="open the zero-copy runner before anything else uses CUDA in this process, "
+                                  "use zero_copy=False, or cuda='pycuda' (its own context with MAP_HOST)")
         return self
+
+    def _maps_host(self):
+        result = self.rt.cudaGetDeviceFlags()
+        return result[0] == self.rt.cudaError_t.cudaSuccess and bool(int(result[1]) & int(self.rt.cudaDeviceMapHost))
 
     def open_or_share(self, device=0):
         return self.open(device)
@@ -219,7 +233,9 @@ class CudaPythonGpu(object):
     def close(self):
         for event in self._events:
             self.rt.cudaEventDestroy(event)
-        self._events = []
+        for stream in self._streams:
+            self.rt.cudaStreamDestroy(stream)
+        self._events, self._streams = [], []
 
     def info(self):
         props = self._call(self.rt.cudaGetDeviceProperties, self.device)
@@ -254,7 +270,9 @@ class CudaPythonGpu(object):
         self._call(self.rt.cudaFree, ptr)
 
     def stream(self):
-        return self._call(self.rt.cudaStreamCreate)
+        stream = self._call(self.rt.cudaStreamCreate)
+        self._streams.append(stream)
+        return stream
 
     def stream_handle(self, stream):
         return int(stream)

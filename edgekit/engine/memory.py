@@ -21,9 +21,12 @@ WORKSPACE_DEFAULTS = (           # (MemTotal below, default workspace MiB)
     (4.5 * GIB, 256),
     (8.5 * GIB, 1024),
 )
-# What a build needs besides the workspace: CUDA context + TensorRT libraries (~400-600 MB measured
-# by users on a Nano), plus a few copies of the weights while the builder times tactics.
-BASE_BUILD_BYTES = 500 * MIB
+# What a build needs besides the workspace: the CUDA context and the libraries TensorRT loads for its
+# tactics, plus a few copies of the weights while the builder times tactics. Measured on a Jetson Nano with
+# TensorRT 8.x, TensorRT's own [MemUsageChange] log (wang-xinyu/tensorrtx issue 1145): "Init CUDA: CPU +197",
+# "Init cuBLAS/cuBLASLt: ... GPU +281", "Init cuDNN: ... GPU +412" (MiB; on a Tegra the "GPU" memory is the
+# same DRAM, so these add up): about 890 MiB before the network itself.
+BASE_BUILD_BYTES = 900 * MIB
 WEIGHT_COPIES = 3
 
 ADVICE = ("free memory before building: add swap (bash jetson/setup.sh --swap-only, or "
@@ -89,8 +92,11 @@ class MemoryPlan(object):
                 "warnings": list(self.warnings)}
 
 
-def plan_build(meminfo, model_bytes, workspace_mib=None):
-    """Decide the workspace and check memory. Raises MemoryShortage when RAM + swap cannot hold the build."""
+def plan_build(meminfo, model_bytes, workspace_mib=None, swaps=None):
+    """Decide the workspace and check memory. Raises MemoryShortage when RAM + swap cannot hold the build.
+
+    ``swaps``: ``read_swaps()`` rows. zram swap (JetPack enables it: nvzramconfig) compresses pages into the
+    same RAM, so its free space is not counted as room for the build; a swap file or partition is."""
     warnings = []
     if workspace_mib is None:
         workspace_mib = default_workspace_mib(meminfo)
@@ -101,6 +107,11 @@ def plan_build(meminfo, model_bytes, workspace_mib=None):
         return MemoryPlan(workspace_mib, 0, 0, 0, warnings + ["cannot read /proc/meminfo: memory not checked"])
     available = meminfo["MemAvailable"]
     swap_free = meminfo.get("SwapFree", 0)
+    zram_free = sum(size - used for name, size, used in (swaps or []) if is_zram(name))
+    if zram_free:
+        swap_free = max(0, swap_free - zram_free)
+        warnings.append("zram swap (%d MiB free) not counted: it compresses into the same RAM; a swap file "
+                        "is what adds room (jetson/setup.sh makes one)" % (zram_free // MIB))
     needed = BASE_BUILD_BYTES + WEIGHT_COPIES * int(model_bytes) + (workspace_mib or 0) * MIB
     if available + swap_free < needed:
         raise MemoryShortage(
@@ -109,7 +120,9 @@ def plan_build(meminfo, model_bytes, workspace_mib=None):
     if available < needed:
         warnings.append("only %d MiB of RAM free for a build needing about %d MiB: it will swap and be slow"
                         % (available // MIB, needed // MIB))
-    if meminfo.get("SwapTotal", 0) == 0 and meminfo.get("MemTotal", 0) < 4.5 * GIB:
+    disk_swap = sum(size for name, size, used in (swaps or []) if not is_zram(name)) if swaps is not None \
+        else meminfo.get("SwapTotal", 0)
+    if disk_swap == 0 and meminfo.get("MemTotal", 0) < 4.5 * GIB:
         warnings.append("no swap on a small board: a build can be killed; add a swap file (jetson/setup.sh)")
     return MemoryPlan(workspace_mib, needed, available, swap_free, warnings)
 
@@ -125,14 +138,32 @@ def was_oom_killed(returncode):
     return returncode in (-9, 137)
 
 
-def swap_files(proc_swaps="/proc/swaps"):
+def read_swaps(proc_swaps="/proc/swaps"):
+    """[(name, size bytes, used bytes)] from /proc/swaps (sizes there are KiB); [] when unreadable."""
     try:
         with open(proc_swaps) as handle:
-            lines = handle.read().splitlines()[1:]
+            return parse_swaps(handle.read())
     except (IOError, OSError):
         return []
-    return [line.split()[0] for line in lines if line.strip()]
+
+
+def parse_swaps(text):
+    """/proc/swaps text -> [(name, size bytes, used bytes)]."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 4 and parts[2].isdigit() and parts[3].isdigit():
+            rows.append((parts[0], int(parts[2]) * 1024, int(parts[3]) * 1024))
+    return rows
+
+
+def is_zram(name):
+    return os.path.basename(name).startswith("zram")
+
+
+def swap_files(proc_swaps="/proc/swaps"):
+    return [name for name, _size, _used in read_swaps(proc_swaps)]
 
 
 def zram_active(proc_swaps="/proc/swaps"):
-    return any(os.path.basename(p).startswith("zram") for p in swap_files(proc_swaps))
+    return any(is_zram(p) for p in swap_files(proc_swaps))

@@ -33,8 +33,38 @@ def trt_major(trt):
     return int(str(trt.__version__).split(".")[0])
 
 
+# TensorRT 11.0 (NVIDIA/TensorRT release/11.0, python/src/infer/pyCore.cpp) builds strongly typed networks
+# only: BuilderFlag.FP16/INT8, the IInt8*Calibrator classes, config.int8_calibrator and
+# builder.platform_has_fast_fp16/int8 are gone. Running an engine keeps the tensor-name API edgekit uses.
+FIRST_UNSUPPORTED_BUILD_MAJOR = 11
+
+
+def check_can_build(trt):
+    """Refuse to build with a TensorRT whose builder API edgekit does not speak yet (11 and newer)."""
+    if trt_major(trt) < FIRST_UNSUPPORTED_BUILD_MAJOR:
+        return
+    raise BackendUnavailable(
+        "edgekit cannot build engines with TensorRT %s yet: TensorRT 11 removed the builder calls it uses "
+        "(BuilderFlag.FP16/INT8, INT8 calibrators, platform_has_fast_fp16/int8; networks are always strongly "
+        "typed); this path is unverified on 11" % trt.__version__,
+        hint="build the engine with TensorRT 10 (or `trtexec --onnx=MODEL.onnx --saveEngine=MODEL.engine` from an "
+        "FP16 or QDQ ONNX here) and give edgekit the .engine file: running engines works through the tensor-name API")
+
+
+_LOGGERS = {}
+
+
 def make_logger(trt, verbose=False):
-    return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+    """The process's one trt.Logger (per tensorrt module): TensorRT warns when Builder and Runtime get
+    different loggers ("logger passed into createInferRuntime differs from one already provided")."""
+    entry = _LOGGERS.get(id(trt))
+    if entry is None or entry[0] is not trt:
+        entry = (trt, trt.Logger(trt.Logger.WARNING))
+        _LOGGERS[id(trt)] = entry
+    logger = entry[1]
+    if verbose:
+        logger.min_severity = trt.Logger.VERBOSE
+    return logger
 
 
 # -- building ---------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ QUIET = dict(log=lambda message: None)
 TOLERANCE = dict(rtol=2e-2, atol=2e-2)           # FP16 engine vs FP32 reference
 
 
-def reference_outputs(model, feed):
-    """ONNX Runtime when installed, else OpenCV's dnn (JetPack has cv2): (outputs, backend name)."""
+def reference_outputs(model, feed, report=None):
+    """ONNX Runtime when installed, else OpenCV's dnn (JetPack has cv2): (outputs, backend name). Without
+    either, the report says "parity not checked" (selftest then exits 4), never a silent skip."""
     from edgekit.runners import open_runner
 
     for backend in ("onnxruntime", "opencv"):
@@ -24,7 +25,28 @@ def reference_outputs(model, feed):
                 return runner.infer(feed), backend
         except Exception as exc:  # backend missing or cannot load this model: try the next
             last = exc
-    pytest.skip("no CPU reference backend: %s" % last)
+    if report is not None:
+        not_checked(report, "parity", "no CPU reference for %s: %s (install the Jetson Zoo onnxruntime wheel: "
+                    "jetson/setup.sh --onnxruntime WHEEL)" % (os.path.basename(model), last))
+    pytest.skip("parity not checked: no CPU reference backend: %s" % last)
+
+
+def not_checked(report, what, why):
+    """Record something the suite could not check, for the report's "not checked" section."""
+    report.setdefault("not_checked", {})[what] = why
+
+
+REAL_MODEL_HOWTO = ("on the desktop: edgekit export torchvision:resnet18 --target jetson-nano --input-size 224 "
+                    "--out resnet18.onnx, copy it to jetson/assets/resnet18.onnx (or set EDGEKIT_SELFTEST_MODEL)")
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """A real-sized model (torchvision resnet18, 224x224, about 45 MB): EDGEKIT_SELFTEST_MODEL or
+    jetson/assets/resnet18.onnx, made on the desktop (REAL_MODEL_HOWTO). None when absent."""
+    path = os.environ.get("EDGEKIT_SELFTEST_MODEL") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "resnet18.onnx")
+    return path if os.path.exists(path) else None
 
 
 def random_feed(shape, seed=0):
@@ -71,7 +93,7 @@ def test_tensorrt_matches_the_cpu_reference(tiny, cache_dir, report, zero_copy):
     from edgekit.runners import open_runner
 
     feed = random_feed((1, 3, 32, 32))
-    expected, backend = reference_outputs(tiny, feed)
+    expected, backend = reference_outputs(tiny, feed, report)
     with open_runner("tensorrt", tiny, cache_dir=cache_dir, precision="fp16", zero_copy=zero_copy) as runner:
         got = runner.infer(feed)
     err = float(np.max(np.abs(got["logits"] - expected["logits"])))
@@ -159,3 +181,114 @@ def test_one_camera_frame(report, tmp_path):
                         "shape": list(frame.shape) if frame is not None else None}
     assert error is None, error
     assert frame.ndim == 3 and frame.shape[2] == 3
+
+
+def test_inference_from_a_second_thread(tiny, cache_dir, report):
+    """The daemon loads the engine on one thread and infers on another: same answer as on the loading thread."""
+    import threading
+
+    from edgekit.runners import open_runner
+
+    feed = random_feed((1, 3, 32, 32), seed=3)
+    with open_runner("tensorrt", tiny, cache_dir=cache_dir, precision="fp16") as runner:
+        here = runner.infer(feed)["logits"]
+        out = {}
+
+        def work():
+            try:
+                out["logits"] = runner.infer(feed)["logits"]
+            except Exception as exc:     # reported below, not lost in the thread
+                out["error"] = repr(exc)
+        thread = threading.Thread(target=work, name="selftest-infer")
+        thread.start()
+        thread.join()
+    report["second_thread"] = {"error": out.get("error")}
+    assert "error" not in out, out.get("error")
+    np.testing.assert_array_equal(out["logits"], here)
+
+
+TRTEXEC = os.environ.get("EDGEKIT_TRTEXEC", "/usr/src/tensorrt/bin/trtexec")     # JetPack's place for it
+
+
+def test_runner_latency_against_trtexec(tiny, real_model, cache_dir, report):
+    """The runner's GPU compute time (CUDA events around the enqueue) against trtexec's "GPU Compute Time" on
+    the same engine file. Goal: within 5%. Both figures go into the report; the goal is reported, not asserted
+    (timings are not test verdicts)."""
+    import re
+    import subprocess
+
+    from edgekit.engine.build import build_engine
+    from edgekit.runners import open_runner
+
+    if not os.path.exists(TRTEXEC):
+        not_checked(report, "trtexec", "no %s here (JetPack's tensorrt samples: sudo apt install "
+                    "libnvinfer-bin)" % TRTEXEC)
+        pytest.skip("no trtexec at %s" % TRTEXEC)
+    model = real_model or tiny
+    record = build_engine(model, precision="fp16", cache_dir=cache_dir, **QUIET)
+    proc = subprocess.Popen([TRTEXEC, "--loadEngine=%s" % record.path, "--iterations=300", "--warmUp=1000",
+                             "--duration=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    out = proc.communicate()[0]
+    match = re.search(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, "
+                      r"median = ([\d.]+) ms", out)
+    assert proc.returncode == 0 and match, out[-1500:]
+    trtexec_mean, trtexec_median = float(match.group(3)), float(match.group(4))
+    with open_runner("tensorrt", record.path) as runner:
+        shape = [d if d > 0 else 1 for d in runner.input_specs()[0].shape]
+        figures = _measure(runner, {runner.input_specs()[0].name: np.random.RandomState(0).rand(*shape).astype(
+            np.float32)}, 300)
+    ratio = figures["compute_ms"] / trtexec_mean if trtexec_mean > 0 else None       # mean against mean
+    report["vs_trtexec"] = {"model": os.path.basename(model), "trtexec_gpu_compute_mean_ms": trtexec_mean,
+                            "trtexec_gpu_compute_median_ms": trtexec_median,
+                            "runner_compute_mean_ms": figures["compute_ms"], "runner_p50_ms": figures["p50_ms"],
+                            "ratio": ratio, "goal": "within 5%",
+                            "goal_met": ratio is not None and abs(ratio - 1.0) <= 0.05}
+    assert figures["compute_ms"] > 0 and trtexec_mean > 0
+
+
+def test_real_sized_model_fp16(real_model, cache_dir, report):
+    """resnet18 at 224x224 (a model of the size users deploy): the memory guard's plan for it, an FP16 build,
+    parity with the CPU reference and latency."""
+    from edgekit.engine import memory
+    from edgekit.engine.build import build_engine
+    from edgekit.runners import open_runner
+
+    if real_model is None:
+        not_checked(report, "real-sized model", "no resnet18.onnx: " + REAL_MODEL_HOWTO)
+        pytest.skip("no real-sized model: " + REAL_MODEL_HOWTO)
+    plan = memory.plan_build(memory.read_meminfo(), os.path.getsize(real_model), None, memory.read_swaps())
+    record = build_engine(real_model, precision="fp16", cache_dir=cache_dir, **QUIET)
+    feed = random_feed((1, 3, 224, 224), seed=5)
+    with open_runner("tensorrt", record.path) as runner:
+        name = runner.input_specs()[0].name
+        feed = {name: feed["images"]}
+        got = runner.infer(feed)
+        figures = _measure(runner, feed, 100)
+    entry = {"model": os.path.basename(real_model), "onnx_mib": round(os.path.getsize(real_model) / 2.0 ** 20, 1),
+             "memory_plan": plan.as_dict(), "build_seconds": record.build_seconds, "latency": figures}
+    expected, backend = reference_outputs(real_model, feed, report)
+    out = sorted(got)[0]
+    entry["parity"] = {"reference": backend, "max_abs": float(np.max(np.abs(got[out] - expected[out])))}
+    report["real_model"] = entry
+    np.testing.assert_allclose(got[out], expected[out], rtol=5e-2, atol=5e-2)       # FP16 over 18 layers
+
+
+def test_int8_build_from_a_calibration_cache(real_model, tiny, cache_dir, report):
+    """Boards with fast INT8 (Xavier, Orin): an INT8 engine from a calibration cache written on the desktop for
+    this TensorRT (EDGEKIT_SELFTEST_CALIB, from `edgekit quantize --precision int8 --target ...`). The Nano has no
+    fast INT8: skipped there with that reason."""
+    import tensorrt as trt
+
+    from edgekit.engine.build import build_engine
+
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    if not builder.platform_has_fast_int8:
+        pytest.skip("this GPU has no fast INT8 (a Nano): FP16 is its precision")
+    calib = os.environ.get("EDGEKIT_SELFTEST_CALIB")
+    if not calib or not os.path.exists(calib):
+        not_checked(report, "int8", "no calibration cache for this TensorRT: set EDGEKIT_SELFTEST_CALIB to one made "
+                    "on the desktop with `edgekit quantize --precision int8 --target <this board>`")
+        pytest.skip("no calibration cache (EDGEKIT_SELFTEST_CALIB)")
+    record = build_engine(real_model or tiny, precision="int8", calib_cache=calib, cache_dir=cache_dir, **QUIET)
+    report["int8"] = {"built": record.built, "key": record.key, "warnings": record.warnings}
+    assert os.path.exists(record.path)

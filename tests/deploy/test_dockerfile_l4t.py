@@ -69,3 +69,17 @@ def test_cmd_and_healthcheck_match_the_cli_and_the_http_routes(monkeypatch):
     assert "EDGEKIT_CACHE_DIR=/var/lib/edgekit/engines" in steps["ENV"]
     monkeypatch.setenv("EDGEKIT_CACHE_DIR", "/var/lib/edgekit/engines")
     assert cache.default_cache_dir() == "/var/lib/edgekit/engines"
+
+
+def test_pycuda_builds_without_isolation_against_numpy_1_19():
+    """pycuda 2021.1's pyproject.toml asks for numpy==1.12.1 on Python 3.6 (no aarch64 wheel, does not
+    compile on glibc >= 2.26): the image installs numpy 1.19.5 first and builds pycuda without isolation."""
+    runs = " ".join(arg for word, arg in instructions() if word == "RUN")
+    steps = [part.strip() for part in runs.split("&&")]
+    numpy_step = [i for i, s in enumerate(steps) if '"numpy==1.19.5"' in s]
+    pycuda_step = [i for i, s in enumerate(steps) if "pycuda" in s and "pip install" in s]
+    assert numpy_step and pycuda_step and numpy_step[0] < pycuda_step[0]
+    assert "--no-build-isolation" in steps[pycuda_step[0]] and '"pycuda==2021.1"' in steps[pycuda_step[0]]
+    assert '"setuptools==59.6.0"' in runs and '"wheel==0.37.1"' in runs
+    env = " ".join(arg for word, arg in instructions() if word == "ENV")
+    assert "OPENBLAS_CORETYPE=ARMV8" in env

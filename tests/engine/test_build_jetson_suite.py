@@ -27,7 +27,7 @@ def test_suite_is_collected_and_skipped_here_with_the_reason(tmp_path, monkeypat
     monkeypatch.setattr(os, "environ", env)
     proc, report = selftest(tmp_path)
     assert proc.returncode == 3, proc.stdout            # nothing ran
-    assert "0 passed, 0 failed, 9 skipped" in report
+    assert "0 passed, 0 failed, 13 skipped" in report
     assert "no TensorRT Python bindings here (python3-libnvinfer); run jetson/selftest on a Jetson" in report
     assert "Nothing ran" in report and "### doctor" in report
 
@@ -37,9 +37,42 @@ def test_suite_code_runs_against_the_standins(tmp_path, api):
     proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_SELFTEST_STANDIN_API=api)
     assert proc.returncode == 0, proc.stdout
     assert "**STAND-IN run**" in report and "nothing here was measured on hardware" in report
-    assert "7 passed, 0 failed, 2 skipped" in report
+    assert "8 passed, 0 failed, 5 skipped" in report
+    assert "**trtexec not checked**" in report and "**real-sized model not checked**" in report
     assert '"zero_copy"' in report and '"compute_ms"' in report
     assert '"samples"' not in report and '"Conv_0"' in report          # per-layer times via IProfiler
+
+
+def test_runner_vs_trtexec_is_reported_with_both_figures(tmp_path):
+    """The comparison's own code, with a trtexec stand-in printing TensorRT 8.2's summary line
+    (samples/common/sampleReporting.cpp: "GPU Compute Time: min = ... ms, max = ..., mean = ..., median = ...")."""
+    trtexec = tmp_path / "trtexec"
+    trtexec.write_text("#!/bin/sh\necho '[I] GPU Compute Time: min = 1.5 ms, max = 2.5 ms, mean = 2.0 ms, "
+                       "median = 2.0 ms, percentile(99%) = 2.4 ms'\n")
+    trtexec.chmod(0o755)
+    proc, report = selftest(tmp_path, EDGEKIT_SELFTEST_STANDIN="1", EDGEKIT_TRTEXEC=str(trtexec),
+                            PYTEST_ADDOPTS="-k trtexec")
+    assert proc.returncode == 0, proc.stdout
+    assert "### runner vs trtexec (same engine, tiny.onnx)" in report
+    assert "trtexec GPU compute mean 2.000 ms, edgekit runner compute mean 2.000 ms: ratio 1.000" in report
+    assert "goal within 5%: met" in report
+
+
+def test_parity_not_checked_is_said_and_is_not_green():
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("selftest_script", os.path.join(JETSON, "selftest"))
+    selftest_module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(selftest_module)
+    rows = [("test_tensorrt_matches_the_cpu_reference[copies]", "skipped", "parity not checked: no CPU reference")]
+    rows.append(("test_build_engine_then_serve_it_from_the_cache", "passed", ""))
+    figures = {"not_checked": {"parity": "no CPU reference for tiny.onnx: no onnxruntime"}}
+    assert selftest_module.exit_code(0, rows, figures) == 4
+    assert selftest_module.exit_code(0, rows, {}) == 0
+    assert selftest_module.exit_code(0, rows[:1], {}) == 3
+    text = selftest_module.markdown(rows, figures, 4)
+    assert "- **parity not checked**: no CPU reference for tiny.onnx" in text and "exit status: 4" in text
 
 
 def test_jetson_python_files_are_python36():
@@ -59,9 +92,11 @@ def test_setup_script_dry_run():
                           universal_newlines=True)
     assert proc.returncode == 0, proc.stdout
     out = proc.stdout
-    for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-deps", "fallocate -l 4G",
-                     "OPENBLAS_CORETYPE=ARMV8", "sudo tee -a /etc/default/edgekit"):      # the unit's EnvironmentFile
+    for expected in ("python3-libnvinfer", "pip==21.3.1", "pycuda==2021.1", "--no-build-isolation", "--no-deps",
+                     "fallocate -l 4G", "-m venv --system-site-packages /opt/edgekit",
+                     "OPENBLAS_CORETYPE=ARMV8 >> /etc/default/edgekit"):      # the unit's EnvironmentFile
         assert expected in out
+    assert "--user" not in out and "dry run: nothing was changed" in out
     commands = [line for line in out.splitlines() if line.startswith("+ ")]
     assert not [c for c in commands if "opencv-python" in c]        # never shadow JetPack's cv2
     refused = subprocess.run(["bash", script, "--bogus"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -53,7 +53,8 @@ def test_too_little_memory_is_refused_with_advice():
 
 
 def test_no_swap_on_a_small_board_is_warned():
-    plan = memory.plan_build(memory.parse_meminfo(NANO_2GB_NO_SWAP), 1 * MIB, workspace_mib=16)
+    meminfo = dict(memory.parse_meminfo(NANO_2GB_NO_SWAP), MemAvailable=1100000 * 1024)   # desktop stopped
+    plan = memory.plan_build(meminfo, 1 * MIB, workspace_mib=16)
     assert any("no swap" in w for w in plan.warnings) and plan.workspace_mib == 16
 
 
@@ -81,3 +82,34 @@ def test_swap_files(tmp_path):
     swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n/dev/zram0 partition 505788 0 5\n/swapfile file 4194300 0 -2\n")
     assert memory.swap_files(str(swaps)) == ["/dev/zram0", "/swapfile"]
     assert memory.zram_active(str(swaps))
+
+
+# JetPack 4.6's default: nvzramconfig's four zram devices (about half of RAM), no swap file
+NANO_ZRAM_ONLY = """MemTotal:        4059272 kB
+MemAvailable:     900000 kB
+SwapTotal:       2029632 kB
+SwapFree:        2029632 kB
+"""
+ZRAM_SWAPS = ("Filename\tType\tSize\tUsed\tPriority\n" + "".join(
+    "/dev/zram%d partition 507408 0 5\n" % i for i in range(4)))
+
+
+def test_zram_is_not_counted_as_room_for_a_build(tmp_path):
+    swaps = tmp_path / "swaps"
+    swaps.write_text(ZRAM_SWAPS)
+    meminfo = memory.parse_meminfo(NANO_ZRAM_ONLY)
+    assert memory.plan_build(meminfo, 20 * MIB)                    # SwapFree alone would let it through
+    with pytest.raises(memory.MemoryShortage) as exc:
+        memory.plan_build(meminfo, 20 * MIB, swaps=memory.read_swaps(str(swaps)))
+    assert "0 MiB of swap free" in str(exc.value)
+    swaps.write_text(ZRAM_SWAPS + "/var/swapfile file 4194300 0 -2\n")
+    plan = memory.plan_build(dict(meminfo, SwapFree=meminfo["SwapFree"] + 4194300 * 1024), 20 * MIB,
+                             swaps=memory.read_swaps(str(swaps)))
+    assert plan.swap_free == 4194300 * 1024
+    assert any("zram swap (1982 MiB free) not counted" in w for w in plan.warnings)
+    assert not any("no swap on a small board" in w for w in plan.warnings)
+
+
+def test_base_need_is_what_tensorrt_loads_on_a_nano():
+    """CUDA init + cuBLAS/cuBLASLt + cuDNN on a Nano (tensorrtx#1145): 197 + 281 + 412 MiB."""
+    assert memory.BASE_BUILD_BYTES >= (197 + 281 + 412) * MIB

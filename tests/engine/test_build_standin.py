@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,6 +30,7 @@ SwapTotal:       2029632 kB
 SwapFree:        2029632 kB
 """
 CALIB = b"TRT-8201-EntropyCalibration2\nimages: 3c010a14\nlogits: 3d9a5e2c\n"
+CALIB_10 = CALIB.replace(b"TRT-8201", b"TRT-100300")          # the same scales, written for TensorRT 10.3.0
 
 
 @pytest.fixture
@@ -153,12 +155,12 @@ def test_fp16_without_fast_fp16_is_refused(tmp_path, monkeypatch, model, logs):
 def test_int8_with_calibration_cache_keys_on_its_hash(tmp_path, monkeypatch, model, logs):
     standin = install(monkeypatch, api="10", fast_int8=True)
     calib = tmp_path / "calib.cache"
-    calib.write_bytes(CALIB)
+    calib.write_bytes(CALIB_10)
     a = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
     assert a.key["calib_sha256"] == build_mod.fsutil.sha256_file(str(calib))
     flags = [d["flags"] for n, d in standin.calls if n == "build_serialized_network"][-1]
     assert flags == ["BuilderFlag.FP16", "BuilderFlag.INT8"]
-    calib.write_bytes(CALIB.replace(b"3d9a5e2c", b"3d9a5e2d"))
+    calib.write_bytes(CALIB_10.replace(b"3d9a5e2c", b"3d9a5e2d"))
     b = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
     assert b.built and b.key_hash != a.key_hash and any("calib file changed" in m for m in logs)
 
@@ -184,12 +186,23 @@ def test_dynamic_input_needs_shapes_and_they_enter_the_key(tmp_path, monkeypatch
     assert b.key_hash != a.key_hash
 
 
-def test_opset_too_new_for_tensorrt_82_is_a_model_error(tmp_path, monkeypatch, logs):
+def test_tensorrt_82_parses_a_newer_opset_when_it_has_the_operators(tmp_path, monkeypatch, logs):
+    """onnx-tensorrt 8.2-GA has no opset ceiling (it warns below opset 7): opset 17 with 8.2's operators parses."""
     model = tiny_classifier(tmp_path / "new.onnx", opset=17)
+    install(monkeypatch, api="8.2")
+    assert build(model, tmp_path, logs).built
+    install(monkeypatch, api="10")
+    assert build(model, tmp_path, logs).built
+
+
+def test_operator_tensorrt_82_lacks_is_a_model_error_naming_it(tmp_path, monkeypatch, logs):
+    model = tiny_classifier(tmp_path / "hardmax.onnx", opset=13, tail_op="Hardmax")    # no 8.2 importer
     install(monkeypatch, api="8.2")
     with pytest.raises(ModelError) as exc:
         build(model, tmp_path, logs)
-    assert "opset" in str(exc.value) and "--target jetson-nano" in str(exc.value)
+    text = str(exc.value) + " " + (exc.value.hint or "")
+    assert "Hardmax" in text and "Plugin not found" in text and "lists them per operator" in text
+    assert "opset <= 13" not in text
     install(monkeypatch, api="10")
     assert build(model, tmp_path, logs).built
 
@@ -256,12 +269,33 @@ def test_calibration_cache_is_ignored_with_a_message_for_fp16(tmp_path, monkeypa
     assert record.key["calib_sha256"] is None and any("not used: only INT8" in m for m in logs)
 
 
-def test_calibration_cache_of_another_tensorrt_is_warned(tmp_path, monkeypatch, model, logs):
-    install(monkeypatch, api="10", fast_int8=True)
+def test_calibration_cache_of_another_tensorrt_is_refused_up_front(tmp_path, monkeypatch, model, logs):
+    standin = install(monkeypatch, api="10", fast_int8=True)
     calib = tmp_path / "c.cache"
     calib.write_bytes(CALIB)                       # written for 8.2.1
-    record = build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
-    assert any("TRT-8201-EntropyCalibration2 was written for another TensorRT" in w for w in record.warnings)
+    with pytest.raises(ModelError) as exc:
+        build(model, tmp_path, logs, precision="int8", calib_cache=str(calib))
+    assert "TRT-8201-EntropyCalibration2" in str(exc.value) and "TRT-100300-EntropyCalibration2" in str(exc.value)
+    assert "recalibrate" in str(exc.value) and "--target jetson-orin-nano" in exc.value.hint
+    assert not [c for c in standin.calls if c[0] == "build_serialized_network"]
+    calib.write_bytes(CALIB_10)                    # the cache for this TensorRT builds
+    assert build(model, tmp_path, logs, precision="int8", calib_cache=str(calib)).built
+
+
+def test_tensorrt_recalibrates_a_mismatched_cache_and_a_cache_only_calibrator_fails(monkeypatch):
+    """What edgekit's up-front refusal prevents: the stand-in builder, like TensorRT, ignores a cache of
+    another version, recalibrates, gets no batch from the cache-only calibrator and builds nothing."""
+    standin = install(monkeypatch, api="10", fast_int8=True)
+    trt = standin.trt
+    for calib_bytes, built in ((CALIB, False), (CALIB_10, True)):
+        builder = trt.Builder(trt.Logger())
+        network = builder.create_network(0)
+        network.inputs, network.outputs, network.onnx = [], [], b""
+        config = builder.create_builder_config()
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = build_mod.make_cache_calibrator(trt, calib_bytes)
+        assert (builder.build_serialized_network(network, config) is not None) == built
+    assert ("trt.recalibrate", "TRT-8201-EntropyCalibration2") in standin.calls
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -321,3 +355,41 @@ def test_a_long_build_says_it_is_still_building(tmp_path, monkeypatch, model, lo
     monkeypatch.setattr(build_mod.Heartbeat, "every", 0.05)
     assert build(model, tmp_path, logs).built
     assert any(m.startswith("still building (") for m in logs)
+
+
+def test_one_tensorrt_logger_for_builder_and_runtime(tmp_path, monkeypatch, model, logs):
+    """TensorRT warns when createInferRuntime gets another logger than the builder had: one per process."""
+    from edgekit.runners import open_runner
+
+    standin = install(monkeypatch, api="8.2")
+    record = build(model, tmp_path, logs)
+    with open_runner("tensorrt", record.path) as runner:
+        runner.infer({"images": np.zeros((1, 3, 8, 8), np.float32)})
+    assert sum(1 for name, _ in standin.calls if name == "trt.Logger") == 1
+
+
+def test_tensorrt_11_builds_are_refused_with_what_is_missing(tmp_path, monkeypatch, model, logs):
+    """TensorRT 11.0's Python bindings (NVIDIA/TensorRT release/11.0 pyCore.cpp) have no BuilderFlag.FP16/INT8,
+    no calibrators and no platform_has_fast_*: edgekit refuses to build there instead of failing half way."""
+    standin = install(monkeypatch, api="10", version="11.0.0.12")
+    with pytest.raises(BackendUnavailable) as exc:
+        build(model, tmp_path, logs)
+    assert "TensorRT 11.0.0.12" in str(exc.value) and "BuilderFlag.FP16/INT8" in str(exc.value)
+    assert "unverified" in str(exc.value) and ".engine" in exc.value.hint
+    assert not [c for c in standin.calls if c[0] == "build_serialized_network"]
+
+
+def test_an_engine_runs_on_tensorrt_11_through_the_tensor_name_api(tmp_path, monkeypatch, model, logs):
+    from edgekit.runners import open_runner
+
+    install(monkeypatch, api="10", version="11.0.0.12")
+    trt = sys.modules["tensorrt"]
+    builder = trt.Builder(trt.Logger())          # an engine built elsewhere for this TensorRT (stand-in bytes)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, trt.Logger())
+    assert parser.parse(open(model, "rb").read())
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(bytes(builder.build_serialized_network(network, builder.create_builder_config())))
+    with open_runner("tensorrt", str(engine)) as runner:
+        out = runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
+    assert out["logits"].shape == (1, 4) and runner.describe()["api"] == "tensor-names"

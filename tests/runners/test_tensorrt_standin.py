@@ -87,16 +87,95 @@ def test_dynamic_batch_through_the_profile(tmp_path, monkeypatch, api):
             runner.infer({"images": np.zeros((5, 3, 8, 8), np.float32)})
 
 
-def test_runs_from_another_thread(tmp_path, monkeypatch):
-    install(monkeypatch, api="10")
+def infer_on_a_thread(runner, feed):
+    """runner.infer(feed) on a new thread: (result, exception)."""
+    out = {}
+
+    def work():
+        try:
+            out["result"] = runner.infer(feed)
+        except Exception as exc:          # reported to the test, not lost in the thread
+            out["error"] = exc
+    thread = threading.Thread(target=work, name="edgekit-infer-test")
+    thread.start()
+    thread.join()
+    return out.get("result"), out.get("error")
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+def test_runs_from_another_thread(tmp_path, monkeypatch, api):
+    """The daemon loads on one thread and infers on another: a CUDA context is current per thread, so the
+    runner pushes its context on the inferring thread and pops it after."""
+    standin = install(monkeypatch, api=api)
     model = tiny_classifier(tmp_path / "m.onnx")
-    x = np.ones((1, 3, 8, 8), np.float32)
-    results = []
+    x = np.random.RandomState(1).rand(1, 3, 8, 8).astype(np.float32)
     with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c")) as runner:
-        thread = threading.Thread(target=lambda: results.append(runner.infer({"images": x})))
-        thread.start()
-        thread.join()
-    assert results and results[0]["logits"].shape == (1, 4)
+        assert standin.cuda.Context.get_current() is None          # the loading thread keeps nothing current
+        result, error = infer_on_a_thread(runner, {"images": x})
+        assert error is None, error
+        np.testing.assert_allclose(result["logits"], reference(model, x), rtol=2e-2, atol=2e-2)
+    pushes = [detail for name, detail in standin.calls if name == "context.push"]
+    pops = [detail for name, detail in standin.calls if name == "context.pop"]
+    assert "edgekit-infer-test" in pushes and pushes.count("edgekit-infer-test") == pops.count("edgekit-infer-test")
+    assert not [c for c in standin.calls if c[0] == "cleanup failed"]
+
+
+def test_context_left_current_on_the_loading_thread_fails_on_another(tmp_path, monkeypatch):
+    """The classic daemon bug, reproduced on purpose: a context made current on the loading thread (never
+    pushed on the inferring one) is not current there, and the first CUDA call fails as on the board."""
+    from edgekit.engine import cuda_api
+
+    standin = install(monkeypatch, api="8.2")
+    model = tiny_classifier(tmp_path / "m.onnx")
+
+    def open_and_keep_current(self, device=0, map_host=False):
+        self._init(device)
+        self.ctx = self.device.make_context(flags=0)       # stays current on this thread only
+        self.made = False                                  # current() then pushes nothing
+        return self
+    monkeypatch.setattr(cuda_api.PycudaGpu, "open", open_and_keep_current)
+    runner = open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"))
+    with runner:
+        assert runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})["logits"].shape == (1, 4)   # same thread
+        result, error = infer_on_a_thread(runner, {"images": np.ones((1, 3, 8, 8), np.float32)})
+    assert result is None and isinstance(error, standin.cuda.LogicError)
+    assert "no CUDA context is current on thread edgekit-infer-test" in str(error)
+
+
+def test_pycuda_standin_contexts_are_per_thread_and_detach_leaves_the_stack(monkeypatch):
+    """The stand-in against pycuda 2021.1's src/cpp/cuda.hpp: make_context pushes on the calling thread,
+    pop() pops that thread's top, detach() of the current context removes it, a dead context cannot be
+    pushed, and memory of a context current nowhere here cannot be freed from another thread."""
+    standin = install(monkeypatch, api="8.2")
+    cuda = standin.cuda
+    cuda.init()
+    ctx = cuda.Device(0).make_context()
+    assert cuda.Context.get_current() is ctx
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(cuda.Context.get_current()))
+    thread.start()
+    thread.join()
+    assert seen == [None]                                   # not current on another thread
+    allocation = cuda.mem_alloc(16)
+    errors = []
+
+    def free_elsewhere():
+        allocation.free()                                   # pycuda: clean-up warning, memory leaked
+        try:
+            cuda.mem_alloc(16)
+        except cuda.LogicError as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=free_elsewhere)
+    thread.start()
+    thread.join()
+    assert errors and ("cleanup failed", "device allocation: cannot activate out-of-thread context") in standin.calls
+    allocation.free()                                       # on its own thread it frees
+    ctx.detach()
+    assert cuda.Context.get_current() is None
+    with pytest.raises(cuda.LogicError, match="dead context"):
+        ctx.push()
+    with pytest.raises(cuda.LogicError, match="cannot pop"):
+        cuda.Context.pop()
 
 
 def test_engine_file_from_the_cache_and_from_another_tensorrt(tmp_path, monkeypatch):
@@ -220,3 +299,56 @@ def test_cached_engine_is_loaded_once_and_rebuilt_if_it_fails_to_load(tmp_path, 
     with open_runner("tensorrt", model, **opts) as runner:
         assert runner.describe()["from_cache"] is False      # rebuilt
         assert runner.infer({"images": np.zeros((1, 3, 8, 8), np.float32)})["logits"].shape == (1, 4)
+
+
+@pytest.mark.parametrize("cuda", ["pycuda", "cuda-python"])
+def test_async_host_to_device_copy_reads_the_host_buffer_when_it_runs(monkeypatch, cuda):
+    """cudaMemcpyAsync / memcpy_htod_async read page-locked host memory when the copy executes on the
+    stream, not when it is enqueued: writing the host buffer before synchronizing races with the copy.
+    The stand-ins model that, so a reused host buffer race is visible in tests."""
+    from edgekit.engine import cuda_api
+
+    standin = install(monkeypatch, api="10", cuda=cuda)
+    gpu = cuda_api.open_gpu(cuda).open(0)
+    with gpu.current():
+        host, _ = gpu.host_buffer(4, np.float32)
+        back, _ = gpu.host_buffer(4, np.float32)
+        ptr = gpu.device_buffer(host.nbytes)
+        stream = gpu.stream()
+        host[:] = 1.0
+        gpu.htod(ptr, host, stream)
+        host[:] = 2.0                      # too early: the copy has not run yet
+        gpu.dtoh(back, ptr, stream)
+        gpu.synchronize(stream)
+        assert list(back) == [2.0] * 4     # what the GPU read when the copy ran
+        gpu.free_device(ptr)
+        gpu.free_host(host)
+        gpu.free_host(back)
+    gpu.close()
+    assert standin.calls
+
+
+def test_reloads_leak_no_cuda_streams(tmp_path, monkeypatch):
+    """cuda-python streams are destroyed in close() (cudaStreamDestroy): a daemon reloading its model does
+    not pile up streams."""
+    standin = install(monkeypatch, api="10", cuda="cuda-python")
+    model = tiny_classifier(tmp_path / "m.onnx")
+    for _ in range(3):
+        with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="cuda-python") as runner:
+            runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
+    assert not [h for h in standin.gpu.streams if h >= 0x9000]
+
+
+def test_zero_copy_after_cuda_started_is_a_clear_error(tmp_path, monkeypatch):
+    """cudaSetDeviceFlags(cudaDeviceMapHost) fails once the primary context is active under CUDA 10.2's rules:
+    edgekit checks its return (and whether mapping is on anyway, as CUDA 12 documents) instead of ignoring it."""
+    from edgekit.engine import cuda_api
+    from edgekit.errors import ConfigError
+
+    install(monkeypatch, api="10", cuda="cuda-python", legacy_device_flags=True)
+    model = tiny_classifier(tmp_path / "m.onnx")
+    with open_runner("tensorrt", model, cache_dir=str(tmp_path / "c"), cuda="cuda-python") as runner:
+        runner.infer({"images": np.ones((1, 3, 8, 8), np.float32)})        # CUDA is active now
+    with pytest.raises(ConfigError, match="cudaDeviceMapHost") as exc:
+        cuda_api.open_gpu("cuda-python").open(0, map_host=True)
+    assert "zero_copy=False" in exc.value.hint

@@ -363,7 +363,7 @@ def unit_for_here(tmp_path):
     """The unit with ExecStart pointing at this interpreter (verify checks that the command exists)."""
     text = open(os.path.join(ROOT, "deploy", "edgekit.service")).read()
     path = tmp_path / "edgekit.service"
-    path.write_text(text.replace("/usr/local/bin/edgekit", os.path.realpath(sys.executable) + " -m edgekit"))
+    path.write_text(text.replace("/opt/edgekit/bin/edgekit", os.path.realpath(sys.executable) + " -m edgekit"))
     return text, str(path)
 
 

@@ -26,13 +26,13 @@ CUDA_NAMES = ("pycuda", "pycuda.driver", "pycuda.autoinit", "cuda", "cuda.bindin
               "cuda.cudart")
 
 
-def install(monkeypatch, api="8.2", cuda="pycuda", **gpu_options):
-    """Install a stand-in TensorRT of ``api`` ("8.2" or "10") and a stand-in of ``cuda`` ("pycuda" or
-    "cuda-python": the other is made unimportable) sharing one simulated GPU."""
+def install(monkeypatch, api="8.2", cuda="pycuda", version=None, **gpu_options):
+    """Install a stand-in TensorRT of ``api`` ("8.2" or "10"; ``version`` overrides its __version__) and a
+    stand-in of ``cuda`` ("pycuda" or "cuda-python": the other is made unimportable) sharing one simulated GPU."""
     gpu = pycuda_standin.SimulatedGpu(**gpu_options)
     maker = {"pycuda": pycuda_standin, "cuda-python": cudart_standin}[cuda]
     modules = maker.make_modules(gpu)
-    trt = tensorrt_standin.make_module(gpu, api=api)
+    trt = tensorrt_standin.make_module(gpu, api=api, version=version)
     for name in CUDA_NAMES:
         monkeypatch.setitem(sys.modules, name, modules.get(name))
     for name, module in modules.items():

@@ -3,11 +3,14 @@ on the same simulated GPU as the pycuda stand-in. Not cuda-python.
 
 Every call returns a tuple whose first item is a cudaError_t, as the real bindings do. Host memory
 is real (numpy buffers whose addresses edgekit wraps with ctypes); device memory and mapped
-pointers are fake addresses in the SimulatedGpu; streams queue work until synchronized.
+pointers are fake addresses in the SimulatedGpu; streams queue work until synchronized. An async copy
+reads (host to device) or writes (device to host) host memory when it runs on the stream, as a real
+cudaMemcpyAsync does, so code that reuses a host buffer before synchronizing sees the race.
 """
 
 import ctypes
 import enum
+import itertools
 import types
 
 import numpy as np
@@ -18,6 +21,7 @@ class cudaError_t(enum.IntEnum):
     cudaErrorInvalidValue = 1
     cudaErrorMemoryAllocation = 2
     cudaErrorInvalidResourceHandle = 400
+    cudaErrorSetOnActiveProcess = 708
 
 
 class cudaMemcpyKind(enum.IntEnum):
@@ -33,7 +37,10 @@ def make_modules(gpu):
     rt.cudaHostAllocDefault, rt.cudaHostAllocMapped, rt.cudaDeviceMapHost = 0, 2, 8
     ok = cudaError_t.cudaSuccess
     host = {}            # host pointer -> numpy uint8 array (kept alive)
-    state = {"device": None, "flags": 0}
+    # CUDA 12's runtime documents cudaDeviceMapHost as implicit for the runtime and lets flags be set on an
+    # active device (they overwrite); CUDA 10.2's documents cudaErrorSetOnActiveProcess once the device is
+    # initialized, and no implicit mapping (``legacy_device_flags=True``)
+    state = {"device": None, "flags": 0 if gpu.legacy_device_flags else 8, "active": False}
 
     def cudaGetErrorString(err):
         return ok, ("stand-in error %s" % cudaError_t(err).name).encode()
@@ -47,8 +54,13 @@ def make_modules(gpu):
         return (ok,)
 
     def cudaSetDeviceFlags(flags):
-        state["flags"] = flags
+        if state["active"] and gpu.legacy_device_flags:
+            return (cudaError_t.cudaErrorSetOnActiveProcess,)
+        state["flags"] = flags | (0 if gpu.legacy_device_flags else rt.cudaDeviceMapHost)
         return (ok,)
+
+    def cudaGetDeviceFlags():
+        return ok, state["flags"]
 
     def cudaGetDeviceProperties(device):
         props = types.SimpleNamespace(name=gpu.name.encode() + b"\x00", major=gpu.compute_capability[0],
@@ -64,6 +76,7 @@ def make_modules(gpu):
     def _need_device():
         if state["device"] is None:
             raise AssertionError("stand-in: CUDA runtime call before cudaSetDevice on this thread")
+        state["active"] = True
 
     def cudaHostAlloc(size, flags):
         _need_device()
@@ -75,7 +88,7 @@ def make_modules(gpu):
 
     def cudaHostGetDevicePointer(ptr, flags):
         entry = host.get(int(ptr))
-        if entry is None or not entry[1] & rt.cudaHostAllocMapped:
+        if entry is None or not entry[1] & rt.cudaHostAllocMapped or not state["flags"] & rt.cudaDeviceMapHost:
             return cudaError_t.cudaErrorInvalidValue, 0
         if entry[2] is None:
             entry[2] = gpu.register(entry[0])
@@ -96,10 +109,12 @@ def make_modules(gpu):
     def cudaFree(ptr):
         return (ok,) if gpu.memory.pop(int(ptr), None) is not None else (cudaError_t.cudaErrorInvalidValue,)
 
+    handles = itertools.count(0x9001)
+
     class Stream(object):
         def __init__(self):
             self.queue = []
-            self.handle = 0x9000 + len(gpu.streams) + 1
+            self.handle = next(handles)
             gpu.streams[self.handle] = self
 
         def __int__(self):
@@ -112,6 +127,11 @@ def make_modules(gpu):
         _need_device()
         return ok, Stream()
 
+    def cudaStreamDestroy(stream):
+        if gpu.streams.pop(stream.handle, None) is None:
+            return (cudaError_t.cudaErrorInvalidResourceHandle,)
+        return (ok,)
+
     def cudaStreamSynchronize(stream):
         while stream.queue:
             stream.queue.pop(0)()
@@ -120,10 +140,8 @@ def make_modules(gpu):
     def cudaMemcpyAsync(dst, src, count, kind, stream):
         count = int(count)
         if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
-            data = np.frombuffer(ctypes.string_at(int(src), count), np.uint8)
-
-            def run():
-                gpu.resolve(dst, count)[:] = data
+            def run():            # reads the host bytes when the copy runs on the stream, not when enqueued
+                gpu.resolve(dst, count)[:] = np.frombuffer(ctypes.string_at(int(src), count), np.uint8)
                 gpu.copy_cost(count)
         else:
             def run():
@@ -153,12 +171,13 @@ def make_modules(gpu):
             return cudaError_t.cudaErrorInvalidResourceHandle, 0.0
         return ok, end.time - start.time
 
-    for fn in (cudaGetErrorString, cudaSetDevice, cudaSetDeviceFlags, cudaGetDeviceProperties, cudaRuntimeGetVersion,
+    for fn in (cudaGetErrorString, cudaSetDevice, cudaSetDeviceFlags, cudaGetDeviceFlags, cudaGetDeviceProperties, cudaRuntimeGetVersion,
                cudaDriverGetVersion, cudaHostAlloc, cudaHostGetDevicePointer, cudaFreeHost, cudaMalloc, cudaFree,
-               cudaStreamCreate, cudaStreamSynchronize, cudaMemcpyAsync, cudaEventCreate, cudaEventDestroy,
+               cudaStreamCreate, cudaStreamDestroy, cudaStreamSynchronize, cudaMemcpyAsync, cudaEventCreate, cudaEventDestroy,
                cudaEventRecord, cudaEventElapsedTime):
         setattr(rt, fn.__name__, fn)
     rt.host_allocations = host          # for tests: what is still allocated
+    rt.state = state
     bindings = types.ModuleType("cuda.bindings")
     bindings.runtime, bindings.__path__ = rt, []
     pkg = types.ModuleType("cuda")

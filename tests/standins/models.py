@@ -14,7 +14,7 @@ MEAN_STD = {"color": "RGB", "resize": "stretch", "mean": [0.5, 0.5, 0.5], "std":
 
 def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True, seed=0, qdq=False,
                     labels=("a", "b", "c", "d"), conv=None, head=None, weights=None, scale=1.0, named=False,
-                    ir_version=7, precision=None, preprocess=None, decoder=None, meta_batch=None):
+                    ir_version=7, precision=None, preprocess=None, decoder=None, meta_batch=None, tail_op=None):
     """images [N,3,size,size] -> [Conv 3x3 -> Relu] -> GlobalAveragePool -> Flatten -> [head] -> logits.
 
     ``conv``: the Conv's output channels; None means one per label when there is no head, else no Conv;
@@ -28,6 +28,7 @@ def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True,
     ``qdq``: a symmetric INT8 QuantizeLinear/DequantizeLinear pair on the input, metadata precision int8.
     ``named``: nodes named conv, relu, gap, flatten, fc. ``ir_version`` None: onnx's default.
     ``meta_batch``: the batch dimension the metadata records (default: the graph's).
+    ``tail_op``: a one-input operator (e.g. "Hardmax") applied to the logits, same shape.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -66,6 +67,9 @@ def tiny_classifier(path, opset=13, dynamic_batch=False, size=8, with_meta=True,
         nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name=name("fc"), transB=1))
     elif head is not None:
         raise ValueError("head must be None, 'matmul' or 'gemm', got %r" % (head,))
+    if tail_op:
+        nodes[-1].output[0] = "pre_tail"
+        nodes.append(helper.make_node(tail_op, ["pre_tail"], ["logits"], name=name("tail")))
     if qdq:
         nodes[0].input[0] = "images_dq"
         nodes[:0] = [helper.make_node("QuantizeLinear", ["images", "s", "z"], ["images_q"]),

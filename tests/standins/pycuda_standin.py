@@ -5,8 +5,18 @@ TensorRT executions, event records) runs only when the stream (or an event) is s
 GPU: code that reads outputs without synchronizing gets stale data. A virtual clock advances by a
 cost per byte copied and per inference, so Event.time_since gives deterministic milliseconds.
 Contexts are checked: allocating or copying without a current context fails like the real driver.
+
+Contexts follow pycuda's src/cpp/cuda.hpp (2021.1): the context stack is per thread (a
+``boost::thread_specific_ptr<context_stack>``; a CUDA context is current per thread), so a context made
+current on the loading thread is not current on another one until that thread pushes it;
+``make_context`` pushes onto the calling thread's stack; ``Context.pop()`` pops the calling thread's top;
+``detach()`` of the current context leaves it off the stack (``current_context`` skips and pops invalid
+entries), and a detached context cannot be pushed again. Freeing memory whose context is neither current
+on this thread nor made on it fails as in pycuda (``cannot activate out-of-thread context``: pycuda
+prints a clean-up warning and leaks it), recorded in ``gpu.calls``.
 """
 
+import threading
 import types
 
 import numpy as np
@@ -21,16 +31,16 @@ class SimulatedGpu(object):
 
     def __init__(self, name="NVIDIA Tegra X1", compute_capability=(5, 3), cuda_version=(10, 2, 0),
                  driver_version=10020, total_memory=4 * 1024 ** 3, copy_ms_per_mb=0.5, compute_ms=2.0,
-                 fast_fp16=True, fast_int8=False):
+                 fast_fp16=True, fast_int8=False, legacy_device_flags=False):
         self.name, self.compute_capability = name, tuple(compute_capability)
         self.cuda_version, self.driver_version, self.total_memory = tuple(cuda_version), driver_version, total_memory
         self.copy_ms_per_mb, self.compute_ms = copy_ms_per_mb, compute_ms
         self.fast_fp16, self.fast_int8 = fast_fp16, fast_int8
+        self.legacy_device_flags = legacy_device_flags     # cudart stand-in: CUDA 10.2's cudaSetDeviceFlags rules
         self.memory = {}           # address -> uint8 array
         self.next_address = 0x7F0000000000
         self.clock_ms = 0.0
-        self.context_stack = []
-        self.runtime_current = False     # cuda-python stand-in: cudaSetDevice made the primary context current
+        self._thread = threading.local()     # per thread: the context stack, and cudaSetDevice's primary context
         self.contexts_made = 0
         self.streams = {}
         self.calls = []            # (name, detail) of notable calls, for tests
@@ -38,9 +48,30 @@ class SimulatedGpu(object):
     def log(self, name, detail=None):
         self.calls.append((name, detail))
 
+    @property
+    def context_stack(self):
+        """This thread's pycuda context stack (dead contexts are skipped and dropped, as pycuda does)."""
+        stack = self._thread.__dict__.setdefault("stack", [])
+        while stack and not stack[-1].alive:
+            stack.pop()
+        return stack
+
+    def drop_dead_contexts(self):
+        return self.context_stack
+
+    @property
+    def runtime_current(self):
+        """cuda-python stand-in: cudaSetDevice made the primary context current on this thread."""
+        return self._thread.__dict__.get("runtime", False)
+
+    @runtime_current.setter
+    def runtime_current(self, value):
+        self._thread.runtime = bool(value)
+
     def need_context(self, what):
         if not self.context_stack and not self.runtime_current:
-            raise LogicError("%s failed: invalid device context (no current CUDA context)" % what)
+            raise LogicError("%s failed: invalid device context (no CUDA context is current on thread %s)"
+                             % (what, threading.current_thread().name))
 
     def register(self, array):
         address = self.next_address
@@ -78,25 +109,39 @@ def make_modules(gpu):
         def __init__(self, flags):
             self.flags = flags
             self.alive = True
+            self.thread = threading.current_thread()
 
         @staticmethod
         def get_current():
-            return gpu.context_stack[-1] if gpu.context_stack else None
+            stack = gpu.context_stack
+            return stack[-1] if stack else None
 
         def push(self):
             if not self.alive:
-                raise LogicError("context was detached")
+                raise LogicError("cannot activate dead context")
             gpu.context_stack.append(self)
+            gpu.log("context.push", threading.current_thread().name)
 
         @staticmethod
         def pop():
-            if not gpu.context_stack:
-                raise LogicError("cuCtxPopCurrent failed: no context")
-            gpu.context_stack.pop()
+            stack = gpu.context_stack
+            if not stack:
+                raise LogicError("context::pop failed: cannot pop non-current context")
+            stack.pop()
+            gpu.log("context.pop", threading.current_thread().name)
 
         def detach(self):
+            if not self.alive:
+                raise LogicError("context::detach failed: cannot detach from invalid context")
+            if self.thread is not threading.current_thread() and Context.get_current() is not self:
+                gpu.log("context.detach leaked", "out-of-thread context")   # pycuda: its thread presumably exited
             self.alive = False
+            gpu.drop_dead_contexts()          # the dead context leaves this thread's stack
             gpu.log("context.detach")
+
+    def owner_is_reachable(ctx):
+        """pycuda's scoped_context_activation: current here, or made on this thread (then pushed for the call)."""
+        return ctx is None or (ctx.alive and (Context.get_current() is ctx or ctx.thread is threading.current_thread()))
 
     class Device(object):
         def __init__(self, index):
@@ -115,7 +160,7 @@ def make_modules(gpu):
         def make_context(self, flags=0):
             ctx = Context(flags)
             gpu.contexts_made += 1
-            gpu.context_stack.append(ctx)
+            gpu.context_stack.append(ctx)        # pushed on the calling thread's stack
             gpu.log("make_context", flags)
             return ctx
 
@@ -129,8 +174,12 @@ def make_modules(gpu):
             self.mem_flags = mem_flags
             self.__array_interface__ = self._array.__array_interface__
             self._device = None
+            self.context = Context.get_current()
 
         def free(self):
+            if not owner_is_reachable(self.context):
+                gpu.log("cleanup failed", "host allocation: cannot activate out-of-thread context")
+                return
             if self._device is not None:
                 gpu.memory.pop(self._device, None)
                 self._device = None
@@ -154,6 +203,7 @@ def make_modules(gpu):
     class DeviceAllocation(object):
         def __init__(self, nbytes):
             self.address = gpu.register(np.zeros(int(nbytes), np.uint8))
+            self.context = Context.get_current()
 
         def __int__(self):
             return self.address
@@ -161,6 +211,9 @@ def make_modules(gpu):
         __index__ = __int__
 
         def free(self):
+            if not owner_is_reachable(self.context):
+                gpu.log("cleanup failed", "device allocation: cannot activate out-of-thread context")
+                return
             gpu.memory.pop(self.address, None)
 
     def mem_alloc(nbytes):

@@ -19,6 +19,24 @@ import types
 import numpy as np
 
 MAGIC = b"STANDIN-TRT-ENGINE\0"
+# The ONNX operators TensorRT 8.2's parser imports (DEFINE_BUILTIN_OP_IMPORTER in onnx-tensorrt 8.2-GA
+# builtin_op_importers.cpp); anything else goes to the plugin fallback, which fails without a plugin.
+OPS_82 = frozenset("""Abs Acos Acosh And Asin Asinh Atan Atanh Add ArgMax ArgMin AveragePool BatchNormalization Cast Ceil
+Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout
+Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool
+GlobalMaxPool Greater GreaterOrEqual GRU HardSigmoid Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu Less
+LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean Min Mul Neg NonMaxSuppression Not
+Or Pad ParametricSoftplus Pow PRelu QuantizeLinear RandomUniform RandomUniformLike Range Reciprocal ReduceLogSum
+ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Sign Round Resize Reshape
+ReverseSequence RNN ScaledTanh Scan ScatterND ScatterElements Scatter Selu Shape Sigmoid Sin Sinh Size Slice Softmax
+Softsign Softplus SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Unsqueeze Upsample
+Where""".split())
+
+
+def calibration_number(version):
+    """The version number in a calibration cache header ("8.2.1.8" -> 8201, "10.3.0.26" -> 100300)."""
+    major, minor, patch = (int(p) for p in (str(version).split(".") + ["0", "0"])[:3])
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
 class _Enum(object):
@@ -49,12 +67,12 @@ DT_OF_ORT = {"tensor(float)": "FLOAT", "tensor(float16)": "HALF", "tensor(int8)"
              "tensor(int32)": "INT32", "tensor(bool)": "BOOL", "tensor(int64)": "INT64"}
 
 
-def make_module(gpu, api="8.2"):
+def make_module(gpu, api="8.2", version=None):
     if api not in ("8.2", "10"):
         raise ValueError("stand-in API shapes: 8.2, 10")
     trt = types.ModuleType("tensorrt")
     trt.__doc__ = "STAND-IN for tensorrt %s (tests/standins/tensorrt_standin.py)" % api
-    trt.__version__ = "8.2.1.8" if api == "8.2" else "10.3.0.26"
+    trt.__version__ = version or ("8.2.1.8" if api == "8.2" else "10.3.0.26")
     trt.STANDIN = True
     trt.DataType = DataType
     trt.float32, trt.float16, trt.int8, trt.int32 = DataType.FLOAT, DataType.HALF, DataType.INT8, DataType.INT32
@@ -73,6 +91,7 @@ def make_module(gpu, api="8.2"):
 
         def __init__(self, min_severity=2):
             self.min_severity = min_severity
+            gpu.log("trt.Logger", min_severity)
 
         def log(self, severity, msg):
             gpu.log("trt.log", msg)
@@ -141,10 +160,20 @@ def make_module(gpu, api="8.2"):
             except Exception as exc:
                 self.errors.append(ParserError("ModelImporter: failed to parse the ONNX model: %s" % str(exc)[:80]))
                 return False
+            # onnx-tensorrt 8.2-GA ModelImporter.cpp: no upper bound on the opset, only a warning below 7;
+            # what it cannot import is an operator without an importer (then tried as a plugin, and failing)
             opset = max([o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] or [0])
-            if api == "8.2" and opset > 13:
-                self.errors.append(ParserError("Unsupported ONNX opset %d (TensorRT 8.2 reads opset <= 13)" % opset))
-                return False
+            if opset < 7:
+                gpu.log("trt.log", "TensorRT supports ONNX graphs generated with at least opset 7. Models using "
+                        "older opsets are not guaranteed to work.")
+            if api == "8.2":
+                for number, node in enumerate(proto.graph.node):
+                    if node.op_type not in OPS_82:
+                        self.errors.append(ParserError(
+                            "While parsing node number %d [%s -> \"%s\"]: ... Assertion failed: creator && \"Plugin "
+                            "not found, are the plugin name, version, and namespace correct?\"" % (
+                                number, node.op_type, node.output[0] if node.output else "")))
+                        return False
 
             def dims(shape):
                 return [d if isinstance(d, int) else -1 for d in shape]
@@ -257,11 +286,20 @@ def make_module(gpu, api="8.2"):
                 self.logger.log(1, "Network has dynamic or shape inputs, but no optimization profile has been defined.")
                 return None
             if trt.BuilderFlag.INT8 in config.flags and not network.has_qdq:
+                # sampleINT8 (release/8.2 README): the builder re-calibrates when the cache is missing or
+                # "incompatible with the current TensorRT version or calibrator variant it was generated with";
+                # re-calibrating asks get_batch, and a calibrator with no batches gives no scales
                 calib = config.int8_calibrator
                 cache = calib.read_calibration_cache() if calib is not None else None
-                if not cache or not bytes(cache).startswith(b"TRT-"):
-                    self.logger.log(1, "Calibration failure occurred with no scaling factors detected.")
-                    return None
+                header = bytes(cache or b"").split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+                wanted = "TRT-%d-EntropyCalibration2" % calibration_number(trt.__version__)
+                if header != wanted:
+                    gpu.log("trt.recalibrate", header or None)
+                    batch = calib.get_batch(["input"]) if calib is not None else None
+                    if not batch:
+                        self.logger.log(1, "Calibration failure occurred with no scaling factors detected. This could "
+                                        "be due to no int8 calibrator or insufficient custom scales for network layers.")
+                        return None
             if config.timing_cache is not None:
                 config.timing_cache.entries += 1
             header = {"version": trt.__version__, "cc": list(gpu.compute_capability),
@@ -407,6 +445,7 @@ def make_module(gpu, api="8.2"):
             return self.engine.run(feeds)[i - len(self.shapes)].shape
 
         def _enqueue(self, addresses, stream_handle):
+            gpu.need_context("IExecutionContext enqueue")       # TensorRT enqueues in the thread's current context
             stream = gpu.streams.get(stream_handle)
             if stream is None:
                 raise RuntimeError("invalid stream handle")
