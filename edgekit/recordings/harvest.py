@@ -38,6 +38,7 @@ from edgekit.fsutil import atomic_write_bytes, atomic_write_text
 from edgekit.progress import say
 from edgekit.recordings.ring import positive
 
+RECOUNT_S = 60.0        # while full, the folder is measured again at most this often (s of capture time)
 EDGE = 0.02             # a box this close (fraction of the frame) to the border is leaving the view
 
 
@@ -128,6 +129,9 @@ class Harvester(object):
         self.cond = threading.Condition()
         self.stopping = False
         self.pending = 0                      # queued or being written
+        self.recount_wanted = False
+        self.recounting = False
+        self.last_recount = None
         self._prepare()
         self.thread = threading.Thread(target=self._run, name="harvest", daemon=True)
         if start:
@@ -144,14 +148,22 @@ class Harvester(object):
                                   % (self.folder, label_difference(names, self.labels)),
                                   hint="bring that harvest home and empty the folder, or harvest into another one")
         atomic_write_text(data, data_yaml_text(self.labels, self.model_version))
-        self.bytes = 0
+        self.bytes = self._count()
+
+    def _count(self):
+        total = 0
         for sub in ("images", "labels"):
             where = os.path.join(self.folder, sub)
-            for name in os.listdir(where):
+            try:
+                names = os.listdir(where)
+            except OSError:
+                continue
+            for name in names:
                 try:
-                    self.bytes += os.path.getsize(os.path.join(where, name))
+                    total += os.path.getsize(os.path.join(where, name))
                 except OSError:
                     pass
+        return total
 
     # -- the caller's side --------------------------------------------------------------------------
     def why(self, result, tracks, camera, size):
@@ -195,6 +207,11 @@ class Harvester(object):
             self.counters["skipped_rate"] += 1
             return []
         if self.bytes >= self.max_bytes:
+            if self.last_recount is None or t - self.last_recount >= RECOUNT_S:
+                self.last_recount = t          # brought home and cleared (harvest.yml)? the writer looks
+                with self.cond:
+                    self.recount_wanted = True
+                    self.cond.notify_all()
             self.counters["skipped_full"] += 1
             if not self.full_said:
                 self.full_said = True
@@ -227,9 +244,9 @@ class Harvester(object):
         """Wait until every queued frame is written (tests, shutdown); True when done."""
         deadline = time.time() + timeout
         with self.cond:
-            while self.pending and time.time() < deadline:
+            while (self.pending or self.recount_wanted or self.recounting) and time.time() < deadline:
                 self.cond.wait(0.1)
-            return not self.pending
+            return not (self.pending or self.recount_wanted or self.recounting)
 
     def close(self, timeout=30.0):
         with self.cond:
@@ -242,11 +259,24 @@ class Harvester(object):
     def _run(self):
         while True:
             with self.cond:
-                while not self.queue and not self.stopping:
+                while not self.queue and not self.stopping and not self.recount_wanted:
                     self.cond.wait(1.0)
-                if not self.queue:
+                recount, self.recount_wanted = self.recount_wanted, False
+                self.recounting = recount
+                item = self.queue.popleft() if self.queue else None
+                if item is None and not recount:
                     return
-                item = self.queue.popleft()
+            if recount:
+                self.bytes = self._count()
+                if self.bytes < self.max_bytes and self.full_said:
+                    self.full_said = False
+                    self.log("harvest: %s has room again (%.1f MB): harvesting resumes" % (self.folder,
+                                                                                            self.bytes / 1e6))
+                with self.cond:
+                    self.recounting = False
+                    self.cond.notify_all()
+            if item is None:
+                continue
             try:
                 self._save(*item)
             except Exception as exc:

@@ -70,9 +70,19 @@ def test_storage_cap_stops_and_says_so(tmp_path):
         if h.offer(noisy, {"detections": [det(0, 0.4)]}, t=float(i), camera="c"):
             kept += 1
         assert h.flush()                            # let the writer catch up
-    h.close()
     assert kept == 1 and h.state()["skipped_full"] == 9 and h.state()["full"]
     assert any("cap" in line for line in h.lines)
+    # brought home and cleared on the board: the harvester sees the room (at most once a minute)
+    for sub in ("images", "labels"):
+        for name in os.listdir(str(tmp_path / sub)):
+            os.unlink(str(tmp_path / sub / name))
+    assert h.offer(noisy, {"detections": [det(0, 0.4)]}, t=30.0, camera="c") == []     # < 60 s since the last look
+    assert h.offer(noisy, {"detections": [det(0, 0.4)]}, t=80.0, camera="c") == []     # asks the writer to look
+    assert h.flush() and not h.state()["full"]
+    assert h.offer(noisy, {"detections": [det(0, 0.4)]}, t=81.0, camera="c") == ["unsure"]
+    assert any("room again" in line for line in h.lines)
+    assert h.flush()
+    h.close()
     # a new run counts what is there
     assert harvester(tmp_path, max_mb=0.001).state()["full"]
 
