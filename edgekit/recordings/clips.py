@@ -150,7 +150,7 @@ class ClipRecorder(object):
         self.by_event = {}                  # event id -> [Clip or path]
         self.last_frame_t = None
         self.paused = None                  # None, or {"reason", "since"}
-        self.last_probe = 0.0
+        self.last_probe = None              # frame time of the last look at a paused folder
         self.counters = collections.Counter()
         self._index_folder()
         self.thread = threading.Thread(target=self._run, name="clips-%s" % camera, daemon=True)
@@ -184,9 +184,12 @@ class ClipRecorder(object):
         if clip is not None and t > clip.end:
             self.clip = None
             self.mailbox.put(("close", clip))
-        if self.paused is not None and t - self.last_probe >= self.retry_s:
-            self.last_probe = t
-            self.mailbox.put(("probe", None))
+        if self.paused is not None:
+            if self.last_probe is None:
+                self.last_probe = t            # paused since about now: look again retry_s later
+            elif t - self.last_probe >= self.retry_s:
+                self.last_probe = t
+                self.mailbox.put(("probe", None))
 
     def event(self, t, event_ids, labels=()):
         """An event at capture time ``t``: open a clip from ``t - pre_s`` or extend the open one to
@@ -407,6 +410,7 @@ class ClipRecorder(object):
         if why is None:
             was = self.paused
             self.paused = None
+            self.last_probe = None
             self.log("camera %s: recording resumed (paused %.0f s: %s)" % (self.camera, time.time() - was["since"],
                                                                           was["reason"]))
 

@@ -202,14 +202,18 @@ def tiny_disk(tmp_path):
 
 
 def fill(folder):
+    """Fill the filesystem of ``folder`` to the last byte (unbuffered writes until ENOSPC)."""
     path = os.path.join(str(folder), "filler")
-    with open(path, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
     return path
 
 
@@ -332,3 +336,24 @@ def test_gstreamer_h264_clip_on_a_gstreamer_opencv(tmp_path):
     assert result["codec"].startswith("gst-") and result["status"]["state"] == "ready"
     probe = ffprobe(result["status"]["path"])
     assert probe["codec_name"] == "h264" and int(probe["nb_read_frames"]) == 11
+
+
+def test_disk_filling_up_during_a_clip_leaves_no_file(tiny_disk, codec):
+    rec = recorder(tiny_disk, codec, post_s=3.0, min_free_mb=0.5)
+    filler = None
+    try:
+        feed(rec, 0, 45, events={40: "ev"})               # the clip is open and being written
+        deadline = time.time() + 10
+        while time.time() < deadline and not (os.path.isdir(rec.folder) and
+                                              [n for n in os.listdir(rec.folder) if n.startswith(".tmp-")]):
+            time.sleep(0.02)
+        filler = fill(tiny_disk)                          # now the disk is full
+        feed(rec, 45, 80, size=(160, 120))
+        status = wait_ready(rec, "ev")
+        assert status["state"] == "unknown" and "paused" in status["reason"], status
+        assert rec.state()["recording"] == "paused"
+        assert not [n for n in os.listdir(rec.folder) if n != "filler"]      # no clip, no temp file
+    finally:
+        rec.close()
+        if filler:
+            os.unlink(filler)
