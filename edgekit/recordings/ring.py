@@ -16,7 +16,7 @@ from edgekit.errors import ConfigError
 DEFAULT_QUALITY = 80          # cv2's own default is 95; 80 is a third of the bytes and looks the same on video
 
 
-class Frame(object):
+class EncodedFrame(object):
     """One encoded frame: ``jpeg`` bytes, capture time ``t`` (s), ``size`` (w, h), ``seq``."""
 
     __slots__ = ("jpeg", "t", "size", "seq")
@@ -61,7 +61,7 @@ class PreRollRing(object):
         self.lock = threading.Lock()
 
     def push(self, frame, t):
-        """Encode ``frame`` (BGR uint8 H x W x 3) and keep it; returns the Frame."""
+        """Encode ``frame`` (BGR uint8 H x W x 3) and keep it; returns the EncodedFrame."""
         jpeg = encode_jpeg(frame, self.quality)
         h, w = frame.shape[:2]
         return self.push_encoded(jpeg, t, (int(w), int(h)))
@@ -69,7 +69,7 @@ class PreRollRing(object):
     def push_encoded(self, jpeg, t, size):
         with self.lock:
             self.seq += 1
-            item = Frame(jpeg, float(t), size, self.seq)
+            item = EncodedFrame(jpeg, float(t), size, self.seq)
             self.frames.append(item)
             self.bytes += len(jpeg)
             self.pushed += 1
