@@ -74,6 +74,7 @@ class Clip(object):
         self.size = size
         self.part = part
         self.base = base or self            # part 1 of this clip
+        self.parts = [self] if base is None else None       # on part 1: every part so far
         self.stem = None                    # set from the first frame's time
         self.state = "writing"
         self.reason = None
@@ -207,8 +208,7 @@ class ClipRecorder(object):
             with self.lock:
                 for e in event_ids:
                     parts = self.by_event.setdefault(e, [])
-                    if clip not in parts:
-                        parts.append(clip)
+                    parts.extend(p for p in clip.base.parts if p not in parts)
             return clip.stem
         if self.paused is not None:
             self.counters["clips_missed"] += 1
@@ -257,6 +257,7 @@ class ClipRecorder(object):
         part.stem = "%s-p%d" % (clip.base.stem, part.part)
         part.frames_sent = 1
         self.clip = part
+        clip.base.parts.append(part)
         with self.lock:
             for e in part.event_ids:
                 self.by_event.setdefault(e, []).append(part)

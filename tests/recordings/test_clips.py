@@ -132,15 +132,18 @@ def test_overlapping_events_extend_one_clip(tmp_path, codec):
 def test_frame_size_change_closes_the_clip_and_starts_a_part(tmp_path, codec):
     rec = recorder(tmp_path, codec)
     feed(rec, 0, 45, events={40: "ev"})
-    feed(rec, 45, 70, size=(128, 96))
+    feed(rec, 45, 48, size=(128, 96))
+    rec.event(t_of(47), ["later"], ["person"])           # extends the clip: its status names both parts
+    feed(rec, 48, 70, size=(128, 96))
     status = wait_ready(rec, "ev")
+    assert wait_ready(rec, "later")["paths"] == status["paths"]
     rec.close()
     assert status["state"] == "ready" and len(status["paths"]) == 2
     first, second = status["paths"]
-    assert read_indices(first) == list(range(30, 45)) and read_indices(second) == list(range(45, 51))
+    assert read_indices(first) == list(range(30, 45)) and read_indices(second) == list(range(45, 58))
     assert ffprobe(second)["width"] == 128
     meta = json.load(open(os.path.splitext(second)[0] + ".json"))
-    assert meta["part"] == 2 and "160x120 to 128x96" in meta["split"] and meta["event_ids"] == ["ev"]
+    assert meta["part"] == 2 and "160x120 to 128x96" in meta["split"] and meta["event_ids"] == ["ev", "later"]
     assert any("frame size changed" in line for line in rec.lines)
 
 
