@@ -60,7 +60,7 @@ PY36_TESTS  := tests/test_meta.py tests/test_targets.py tests/test_inputsize.py 
 	tests/test_fsutil.py tests/test_registry.py tests/test_doctor.py tests/test_fleet.py tests/test_docs.py \
 	tests/vision tests/runners tests/sources tests/service tests/engine \
 	tests/profiler --ignore=tests/profiler/test_estimate.py \
-	tests/analytics --ignore=tests/analytics/test_tracking_eval.py \
+	tests/analytics --ignore=tests/analytics/test_tracking_eval.py tests/recordings \
 	tests/bundle/test_bundle_verify.py tests/bundle/test_bundle_safety.py \
 	tests/bundle/test_bundle_install.py tests/bundle/test_bundle_engine_standin.py \
 	tests/jetson/test_board_path.py tests/jetson/test_board_env.py \

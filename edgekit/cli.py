@@ -27,6 +27,7 @@ COMMANDS = (
     ("profile", "edgekit.commands.profile"),
     ("serve", "edgekit.commands.serve"),
     ("track", "edgekit.commands.track"),
+    ("dataset", "edgekit.commands.dataset"),
     ("fleet", "edgekit.commands.fleet"),
 )
 

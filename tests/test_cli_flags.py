@@ -41,13 +41,13 @@ MINIMAL = {
     "profile compare": ["a.json", "b.json"], "quantize": ["m.onnx", "--precision", "fp16", "--out", "o.onnx",
                                                           "--target", "x86-cpu"],
     "serve": [], "train": ["shapes-classifier", "--data", "shapes", "--out", "runs/x"], "demo": [],
-    "track": ["det.txt", "--out", "tracks.txt"],
+    "track": ["det.txt", "--out", "tracks.txt"], "dataset merge": ["harvest/nano-01", "--into", "ds"],
 }
 
 EXPECTED = {
-    "--json": ["build", "bundle install", "bundle list", "bundle make", "bundle rollback", "bundle verify", "doctor",
-               "export", "fleet status", "inspect", "profile compare", "profile run", "quantize", "serve", "track",
-               "train"],
+    "--json": ["build", "bundle install", "bundle list", "bundle make", "bundle rollback", "bundle verify",
+               "dataset merge", "doctor", "export", "fleet status", "inspect", "profile compare", "profile run",
+               "quantize", "serve", "track", "train"],
     "--report": ["profile run", "quantize"],
     "--target": ["build", "bundle install", "bundle make", "bundle verify", "export", "inspect", "quantize"],
     "--backend": ["profile run", "serve"],
@@ -257,7 +257,7 @@ def test_help_of_every_command_and_action(capsys):
 
 
 def test_a_bare_command_with_actions_says_what_it_needs(capsys):
-    for argv, message in ((["bundle"], "needs a model or an action"), (["fleet"], "needs an action"),
+    for argv, message in ((["bundle"], "needs a model or an action"), (["fleet"], "needs an action"), (["dataset"], "needs an action"),
                           (["profile"], "needs a model")):
         code, _, err = run_main(capsys, argv)
         assert code == 2 and len(err) == 1 and message in err[0], err

@@ -4,6 +4,7 @@ and its stdout must parse as one JSON document (people's tables and progress go 
 import json
 import os
 
+import numpy as np
 import pytest
 
 from edgekit import cli
@@ -67,6 +68,15 @@ def track_argv(tmp_path):
     return ["track", str(dets), "--out", str(tmp_path / "tracks.txt"), "--fps", "10"]
 
 
+def dataset_argv(tmp_path):
+    from edgekit.recordings.harvest import Harvester
+
+    h = Harvester(str(tmp_path / "harvest" / "nano-01"), ["a", "b"], "v1", every_s=0, log=lambda s: None)
+    h.offer(np.zeros((32, 32, 3), np.uint8), {"detections": [{"index": 0, "score": 0.4, "box": [4, 4, 20, 20]}]}, t=1.0)
+    h.close()
+    return ["dataset", "merge", str(tmp_path / "harvest" / "nano-01"), "--into", str(tmp_path / "ds")]
+
+
 # path -> function(tmp_path) -> argv (without --json), or (argv, cleanup)
 CASES = {
     "build": lambda t: ["build", "--list", "--cache-dir", str(t / "cache")],
@@ -75,6 +85,7 @@ CASES = {
     "bundle install": lambda t: ["bundle", "install", bundle(t), "--root", str(t / "root"), "--target", "x86-cpu"],
     "bundle rollback": lambda t: ["bundle", "rollback", "--root", installed(t, 2)],
     "bundle list": lambda t: ["bundle", "list", "--root", installed(t)],
+    "dataset merge": dataset_argv,
     "doctor": lambda t: ["doctor", "--root", str(t)],
     "export": lambda t: ["export", tiny(t), "--target", "x86-cpu", "--out", str(t / "e.onnx")],
     "fleet status": fleet_argv,
