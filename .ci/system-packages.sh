@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(mosquitto chromium python3-opencv python3-numpy python3-yaml python3-paho-mqtt
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
-      ansible systemd ffmpeg openssl   # openssl: certificates for the MQTT TLS test
+      ansible rsync systemd ffmpeg openssl   # openssl: certificates for the MQTT TLS test; rsync: the harvest playbook
       python3-gi gir1.2-gst-rtsp-server-1.0)   # an RTSP server for the RTSP source tests
 missing=()
 for p in "${pkgs[@]}"; do
