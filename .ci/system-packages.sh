@@ -4,8 +4,8 @@
 # playbook, and systemd-analyze for the unit file. Idempotent; run as root (CI is root).
 set -euo pipefail
 pkgs=(mosquitto chromium python3-opencv python3-numpy python3-yaml python3-paho-mqtt
-      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
-      ansible rsync systemd ffmpeg openssl   # openssl: certificates for the MQTT TLS test; rsync: the harvest playbook
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-tools
+      ansible rsync systemd ffmpeg openssl   # openssl: MQTT TLS test certificates; rsync: harvest playbook; plugins-bad: openh264enc (clips)
       python3-gi gir1.2-gst-rtsp-server-1.0)   # an RTSP server for the RTSP source tests
 missing=()
 for p in "${pkgs[@]}"; do
