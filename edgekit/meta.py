@@ -17,9 +17,10 @@ META_KEY = "edgekit"
 SCHEMA_VERSION = 1
 
 TASKS = ("classification", "detection")
-LAYOUTS = ("NCHW", "NHWC")
+LAYOUTS = ("NCHW", "NHWC", "CHW")       # CHW: one image, no batch axis (torchvision detection exports)
 COLORS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
+PAD_POSITIONS = ("center", "top_left")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -38,10 +39,11 @@ class ModelMeta(object):
     Fields:
       task: "classification" | "detection"
       labels: list of class names (index = class id)
-      input: {"name", "shape": [N, C, H, W] (ints, or strings for dynamic dims),
-              "layout": "NCHW"|"NHWC", "dtype": "float32"|"float16"|"uint8"}
+      input: {"name", "shape": [N, C, H, W] (ints, or strings for dynamic dims; [C, H, W] for "CHW"),
+              "layout": "NCHW"|"NHWC"|"CHW", "dtype": "float32"|"float16"|"uint8"}
       preprocess: {"color": "RGB"|"BGR", "resize": "stretch"|"letterbox",
-                   "mean": [3 floats, 0..1 units], "std": [3 floats], "pad_value": int}
+                   "mean": [3 floats, 0..1 units], "std": [3 floats], "pad_value": int,
+                   "pad_position": "center"|"top_left" (where a letterboxed image sits)}
       decoder: {"type": a name in edgekit.vision.decoders.DECODERS, ...decoder parameters (thresholds,
                stride, top_k)}
       precision: "fp32"|"fp16"|"int8"
@@ -72,9 +74,10 @@ class ModelMeta(object):
               "must be a non-empty list of strings")
         shape = self.input.get("shape")
         _need(isinstance(self.input.get("name"), str), "input.name", "must be a string")
-        _need(isinstance(shape, list) and len(shape) == 4, "input.shape", "must list 4 dimensions")
         layout = self.input.setdefault("layout", "NCHW")
         _need(layout in LAYOUTS, "input.layout", "must be one of %s" % (LAYOUTS,))
+        rank = 3 if layout == "CHW" else 4
+        _need(isinstance(shape, list) and len(shape) == rank, "input.shape", "must list %d dimensions" % rank)
         self.input.setdefault("dtype", "float32")
         _need(self.input["dtype"] in ("float32", "float16", "uint8"), "input.dtype",
               "must be float32, float16 or uint8")
@@ -89,6 +92,7 @@ class ModelMeta(object):
         p.setdefault("pad_value", 114)
         _need(p["color"] in COLORS, "preprocess.color", "must be one of %s" % (COLORS,))
         _need(p["resize"] in RESIZE_MODES, "preprocess.resize", "must be one of %s" % (RESIZE_MODES,))
+        _need(p.get("pad_position", "center") in PAD_POSITIONS, "preprocess.pad_position", "must be one of %s" % (PAD_POSITIONS,))
         for key in ("mean", "std"):
             _need(isinstance(p[key], list) and len(p[key]) == 3, "preprocess.%s" % key, "must list 3 numbers")
             p[key] = [float(v) for v in p[key]]
@@ -106,7 +110,10 @@ class ModelMeta(object):
     @property
     def input_hw(self):
         shape = self.input["shape"]
-        if self.input.get("layout", "NCHW") == "NCHW":
+        layout = self.input.get("layout", "NCHW")
+        if layout == "CHW":
+            return shape[1], shape[2]
+        if layout == "NCHW":
             return shape[2], shape[3]
         return shape[1], shape[2]
 
@@ -262,10 +269,10 @@ def read_meta(path, required=True):
             if isinstance(data, dict) and "meta" in data:      # engine sidecar: {"key":…, "meta":…}
                 text = json.dumps(data["meta"])
     if text is None and path.endswith(".onnx"):
-        # a third-party Ultralytics YOLOv5/v8 export: its own metadata_props (names, stride, imgsz)
-        from edgekit.vision.yolo import yolo_meta_from_onnx
+        # a third-party export: Ultralytics' own metadata_props, or a known output signature
+        from edgekit.vision.recognise import recognise_onnx
 
-        meta = yolo_meta_from_onnx(path)
+        meta = recognise_onnx(path)
         if meta is not None:
             return meta
     if text is None:

@@ -98,7 +98,9 @@ def test_missing_file():
     ({"input": {"name": "x", "shape": [1, 3, "h", 32]}}, "input.shape"),
     ({"preprocess": {"color": "YUV"}}, "preprocess.color"),
     ({"preprocess": {"std": [1, 0, 1]}}, "preprocess.std"),
-    ({"decoder": {"type": "ssd"}}, "decoder.type"),
+    ({"decoder": {"type": "ssd-mobilenet"}}, "decoder.type"),
+    ({"preprocess": {"pad_position": "bottom"}}, "preprocess.pad_position"),
+    ({"input": {"name": "x", "shape": [1, 3, 32, 32], "layout": "CHW"}}, "input.shape"),
     ({"precision": "int4"}, "precision"),
 ])
 def test_validation_names_the_key(changes, word):

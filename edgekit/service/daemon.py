@@ -201,6 +201,8 @@ def describe_model(predictor, path, backend, reason):
     if spec.is_dynamic:
         text += "; the model's input is dynamic (%s): frames are fed as %s" % (
             spec.shape, "x".join(str(d) for d in meta.input["shape"]))
+    if meta.source.get("recognised"):
+        text += "; no edgekit metadata: decoder %s recognised from %s" % (meta.decoder["type"], meta.source["recognised"])
     return text
 
 

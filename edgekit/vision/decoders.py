@@ -8,7 +8,9 @@ Modules are imported only when their decoder is used.
 
 ``DECODERS`` is the one list of decoders: metadata validation (``decoder.type``) reads it. Adding
 a decoder is its module plus one line here, e.g.
-``DECODERS.register("yolox", "edgekit.vision.yolox:decode")``.
+``DECODERS.register("yolox", "edgekit.vision.yolox:decode", recognise="edgekit.vision.yolox:recognise")``;
+``recognise`` (optional) is how ``edgekit.vision.recognise`` tells a third-party file of that format from
+its metadata_props or output signature, tried in registration order.
 """
 
 from edgekit.errors import MetadataError
@@ -17,8 +19,15 @@ from edgekit.registry import Registry
 DECODERS = Registry("decoder", unknown=MetadataError)
 DECODERS.register("classification", "edgekit.vision.classify:decode")
 DECODERS.register("centernet", "edgekit.vision.centernet:decode")
-DECODERS.register("yolov5", "edgekit.vision.yolo:decode_v5")
-DECODERS.register("yolov8", "edgekit.vision.yolo:decode_v8")
+DECODERS.register("yolov5", "edgekit.vision.yolo:decode_v5", recognise="edgekit.vision.yolo:recognise")
+DECODERS.register("yolov8", "edgekit.vision.yolo:decode_v8")          # also YOLO11, YOLO26 (one-to-many)
+DECODERS.register("yolo_end2end", "edgekit.vision.yolo:decode_end2end")   # YOLOv10, YOLO26, nms=True: (B, K, 6)
+DECODERS.register("rtdetr", "edgekit.vision.rtdetr:decode")
+DECODERS.register("yolox", "edgekit.vision.yolox:decode", recognise="edgekit.vision.yolox:recognise")
+DECODERS.register("gfl", "edgekit.vision.gfl:decode", recognise="edgekit.vision.gfl:recognise")   # NanoDet-Plus, PicoDet
+DECODERS.register("ssd", "edgekit.vision.ssd:decode_ssd", recognise="edgekit.vision.ssd:recognise_ssd")
+DECODERS.register("torchvision", "edgekit.vision.ssd:decode_torchvision",
+                  recognise="edgekit.vision.ssd:recognise_torchvision")
 
 
 def names():
