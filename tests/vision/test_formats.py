@@ -41,11 +41,12 @@ def to_input(meta):
     return info, np.array(boxes, np.float32)
 
 
-def check(result, extra=0):
+def check(result, labels=LABELS, first=0):
+    """The decoded detections are TRUTH (class ids shifted by ``first``), boxes to 1e-3 source pixels."""
     dets = result["detections"]
-    assert len(dets) == len(TRUTH) + extra
+    assert len(dets) == len(TRUTH)
     for det, (cls, score, x1, y1, x2, y2) in zip(dets, TRUTH):
-        assert det["index"] == cls and det["label"] == LABELS[cls]
+        assert det["index"] == cls + first and det["label"] == labels[cls + first]
         assert abs(det["score"] - score) < 1e-4
         np.testing.assert_allclose(det["box"], [x1, y1, x2, y2], atol=1e-3)
 
@@ -175,23 +176,24 @@ def test_gfl_wrong_width_is_a_clear_error():
 
 
 # -- SSD (jetson-inference) and torchvision ---------------------------------------------------------
+def ssd_arrays(boxes, hw, anchors=128, seed=0):
+    """(scores (1, A, 1 + C) with the background first, boxes (1, A, 4) corners normalised to 0..1)."""
+    scores = np.zeros((1, anchors, 1 + len(LABELS)), np.float32)
+    scores[0, :, 0] = 1.0                                  # background everywhere ...
+    out_boxes = np.random.RandomState(seed).uniform(0, 1, (1, anchors, 4)).astype(np.float32)
+    for i, ((cls, score, *_), box) in enumerate(zip(TRUTH, boxes)):
+        scores[0, 20 + i] = (1 - score) / len(LABELS)
+        scores[0, 20 + i, 1 + cls] = score                 # ... but where the objects are
+        out_boxes[0, 20 + i] = box / np.array([hw[1], hw[0], hw[1], hw[0]], np.float32)
+    return scores, out_boxes
+
+
 def test_ssd_scores_and_normalised_corners():
     labels = ["BACKGROUND"] + LABELS
     meta = meta_for({"type": "ssd"}, resize="stretch", labels=labels)
     info, boxes = to_input(meta)
-    n = 100
-    scores = np.zeros((1, n, 4), np.float32)
-    scores[0, :, 0] = 1.0                                  # background everywhere ...
-    out_boxes = np.random.RandomState(0).uniform(0, 1, (1, n, 4)).astype(np.float32)
-    for i, ((cls, score, *_), box) in enumerate(zip(TRUTH, boxes)):
-        scores[0, 20 + i] = (1 - score) / 3.0
-        scores[0, 20 + i, 1 + cls] = score                 # ... but where the objects are
-        out_boxes[0, 20 + i] = box / 64.0
-    result = decode({"scores": scores, "boxes": out_boxes}, meta, [info])[0]
-    assert [d["label"] for d in result["detections"]] == ["cat", "bird"]
-    for det, (cls, score, x1, y1, x2, y2) in zip(result["detections"], TRUTH):
-        assert det["index"] == cls + 1 and abs(det["score"] - score) < 1e-4
-        np.testing.assert_allclose(det["box"], [x1, y1, x2, y2], atol=1e-3)
+    scores, out_boxes = ssd_arrays(boxes, (64, 64))
+    check(decode({"scores": scores, "boxes": out_boxes}, meta, [info])[0], labels=labels, first=1)
 
 
 def test_torchvision_boxes_scores_labels_batchless():
