@@ -261,6 +261,21 @@ def test_generated_cli_reference_names_every_option():
                     assert option in page, "CLI reference lacks %s of %s" % (option, " ".join(path))
 
 
+def test_generated_decoder_table_names_every_decoder():
+    from edgekit.vision.decoders import DECODERS
+
+    sys.path.insert(0, os.path.join(ROOT, "docs", "hooks"))
+    try:
+        import generated
+    finally:
+        sys.path.pop(0)
+    table = generated.decoder_table()
+    assert "<!-- generated: decoders -->" in read(os.path.join(ROOT, "docs", "reference", "metadata.md"))
+    for name in DECODERS:
+        assert "| `%s` |" % name in table
+        assert DECODERS.get(name, "doc") and DECODERS.get(name, "seen"), name
+
+
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs is in the `docs` extra, not installed here")
     pytest.importorskip("material", reason="mkdocs-material is in the `docs` extra, not installed here")
