@@ -241,12 +241,18 @@ def test_marked_examples_run(name, blocks, tmp_path):
 
 # -- the site builds ----------------------------------------------------------------------------------------
 
-def test_generated_cli_reference_names_every_option():
+def _generated():
+    """The MkDocs hook module (docs/hooks/generated.py)."""
     sys.path.insert(0, os.path.join(ROOT, "docs", "hooks"))
     try:
         import generated
     finally:
         sys.path.pop(0)
+    return generated
+
+
+def test_generated_cli_reference_names_every_option():
+    generated = _generated()
     page = generated.cli_reference()
     parser = cli.build_parser()
     todo = [(["edgekit"], parser)]
@@ -264,12 +270,7 @@ def test_generated_cli_reference_names_every_option():
 def test_generated_decoder_table_names_every_decoder():
     from edgekit.vision.decoders import DECODERS
 
-    sys.path.insert(0, os.path.join(ROOT, "docs", "hooks"))
-    try:
-        import generated
-    finally:
-        sys.path.pop(0)
-    table = generated.decoder_table()
+    table = _generated().decoder_table()
     assert "<!-- generated: decoders -->" in read(os.path.join(ROOT, "docs", "reference", "metadata.md"))
     for name in DECODERS:
         assert "| `%s` |" % name in table
