@@ -24,6 +24,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from edgekit.commands.inspect import render  # noqa: E402
+from edgekit.desktop.export.inspect import inspect_model  # noqa: E402
 from edgekit.meta import read_meta  # noqa: E402
 from edgekit.predictor import Predictor  # noqa: E402
 
@@ -172,6 +174,16 @@ def test_yolox_raw_export_is_recognised_and_decoded(tmp_path):
     assert meta.preprocess["std"] == [1.0 / 255] * 3 and meta.decoder["decoded"] is False
     _, stderr = serve(path)
     assert "decoder yolox recognised from output signature" in stderr
+    info = inspect_model(path)
+    assert info["metadata"] is None and info["recognised"]["decoder"]["type"] == "yolox"
+    assert "recognised as decoder yolox from output signature" in render(info)
+
+
+def test_inspect_says_when_nothing_is_recognised(tmp_path):
+    path = export(torch.nn.Sequential(conv(3, 4, 2)), tmp_path / "plain.onnx", (32, 32))
+    info = inspect_model(path)
+    assert info["metadata"] is None and info["recognised"] is None
+    assert "no known output signature" in render(info) and "--meta FILE.yaml" in render(info)
 
 
 def test_yolox_decoded_export_serves_with_one_meta_flag(tmp_path):
@@ -330,8 +342,5 @@ def test_ultralytics_exports_serve_unchanged_and_inspect_says_so(ultralytics_dir
     path = str(ultralytics_dir / (name + ".onnx"))
     _, stderr = serve(path)
     assert "recognised from Ultralytics metadata_props" in stderr
-    from edgekit.commands.inspect import render
-    from edgekit.desktop.export.inspect import inspect_model
-
     text = render(inspect_model(path))
     assert "recognised as decoder %s" % read_meta(path).decoder["type"] in text
