@@ -148,7 +148,7 @@ class ModelMeta(object):
         if version > SCHEMA_VERSION:
             raise MetadataError("edgekit metadata schema %s is newer than this edgekit understands (%s)"
                                 % (version, SCHEMA_VERSION), hint="upgrade edgekit on this machine")
-        missing = [k for k in ("task", "labels", "input", "preprocess", "decoder") if k not in data]
+        missing = [k for k in REQUIRED_FIELDS if k not in data]
         if missing:
             raise MetadataError("edgekit metadata lacks %s" % ", ".join(missing),
                                 hint="re-export with `edgekit export`, or give the fields with --meta FILE.yaml")
@@ -296,8 +296,39 @@ def attach_to_onnx(model_proto, meta):
     return model_proto
 
 
-def load_meta_yaml(path):
-    """Metadata for a third-party model from a small YAML file (same fields as the JSON)."""
+REQUIRED_FIELDS = ("task", "labels", "input", "preprocess", "decoder")
+
+
+def merge_meta(base, overrides):
+    """``overrides`` (a partial metadata dict) over ``base`` (a full one): the mapping fields ``input``,
+    ``preprocess``, ``source``, ``extra`` key by key; ``decoder`` key by key when its ``type`` stays, else
+    replaced whole (another decoder's parameters would not fit); the rest replaced."""
+    out = dict(base)
+    for key, value in overrides.items():
+        old = out.get(key)
+        if key == "decoder" and isinstance(value, dict) and isinstance(old, dict) and \
+                value.get("type", old.get("type")) != old.get("type"):
+            out[key] = dict(value)
+        elif isinstance(value, dict) and isinstance(old, dict):
+            merged = dict(old)
+            merged.update(value)
+            out[key] = merged
+        else:
+            out[key] = value
+    return out
+
+
+def load_meta_yaml(path, model=None):
+    """Metadata for a third-party model from a small YAML file (same fields as the JSON).
+
+    With ``model`` (the model file), the YAML may give only what it changes (``labels: [...]``, or
+    ``decoder: {decoded: true}``): it is merged over the model's own metadata -- its edgekit block, or what
+    ``edgekit.vision.recognise`` recognised -- when the YAML lacks a required field."""
     from edgekit.yamlfile import load_yaml
 
-    return ModelMeta.from_dict(load_yaml(path))
+    data = load_yaml(path)
+    if model is not None and isinstance(data, dict) and any(k not in data for k in REQUIRED_FIELDS):
+        base = read_meta(model, required=False)
+        if base is not None:
+            data = merge_meta(base.to_dict(), data)
+    return ModelMeta.from_dict(data)

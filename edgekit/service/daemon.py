@@ -84,7 +84,7 @@ def load_predictor(cfg):
     if model["meta"]:
         from edgekit.meta import load_meta_yaml
 
-        meta = load_meta_yaml(model["meta"])
+        meta = load_meta_yaml(model["meta"], model=path)
     return Predictor.open(path, backend=backend, meta=meta), backend, reason
 
 
