@@ -1,9 +1,11 @@
-"""Decoders for Ultralytics YOLOv5 and YOLOv8 ONNX exports, and recognising such exports.
+"""Decoders for Ultralytics YOLOv5, YOLOv8 / YOLO11 and end-to-end ONNX exports, and recognising Ultralytics
+exports (also RT-DETR, decoded in ``edgekit.vision.rtdetr``) from their metadata_props.
 
 Output layouts (boxes are centre x, centre y, width, height in model-input pixels):
   YOLOv5: (B, N, 5 + C)  rows [cx, cy, w, h, objectness, class scores...]; score = obj * class score
   YOLOv8: (B, 4 + C, N)  columns [cx, cy, w, h, class scores...] (transposed, no objectness)
-  end-to-end exports (``decoder["end2end"]``, Ultralytics ``nms=True`` / YOLOv10/26):
+  end-to-end (decoder ``yolo_end2end``; also ``yolov8`` with ``decoder["end2end"]``): Ultralytics
+          ``nms=True`` and YOLOv10 / YOLO26 ``nms=False`` exports:
           (B, K, 6)      rows [x1, y1, x2, y2, score, class] already suppressed
 
 Decoder parameters read from ``meta.decoder`` (defaults in ``DEFAULTS``):
@@ -15,8 +17,9 @@ Results follow ``edgekit.vision.decoders``: {"task": "detection", "detections": 
 ``LetterboxInfo`` is given per image (model-input pixels otherwise).
 
 ``detect_yolo_format(props, output_shapes, input_shape)`` turns the ``metadata_props`` that
-Ultralytics writes (``names``, ``stride``, ``imgsz``, ``task``; YOLOv5's export writes ``names`` and
-``stride``) plus the output shape into a ``ModelMeta``: letterbox, RGB, mean 0, std 1, pad 114.
+Ultralytics writes (``names``, ``stride``, ``imgsz``, ``task``, and since 8.4 ``head`` and ``end2end``;
+YOLOv5's export writes ``names`` and ``stride``) plus the output shape into a ``ModelMeta``: letterbox
+(stretch for RT-DETR), RGB, mean 0, std 1, pad 114; ``source.recognised`` says what matched.
 ``yolo_meta_from_onnx(path)`` does the same from a file without onnx or onnxruntime.
 """
 
