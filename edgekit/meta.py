@@ -17,9 +17,10 @@ META_KEY = "edgekit"
 SCHEMA_VERSION = 1
 
 TASKS = ("classification", "detection")
-LAYOUTS = ("NCHW", "NHWC")
+LAYOUTS = ("NCHW", "NHWC", "CHW")       # CHW: one image, no batch axis (torchvision detection exports)
 COLORS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
+PAD_POSITIONS = ("center", "top_left")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -38,10 +39,11 @@ class ModelMeta(object):
     Fields:
       task: "classification" | "detection"
       labels: list of class names (index = class id)
-      input: {"name", "shape": [N, C, H, W] (ints, or strings for dynamic dims),
-              "layout": "NCHW"|"NHWC", "dtype": "float32"|"float16"|"uint8"}
+      input: {"name", "shape": [N, C, H, W] (ints, or strings for dynamic dims; [C, H, W] for "CHW"),
+              "layout": "NCHW"|"NHWC"|"CHW", "dtype": "float32"|"float16"|"uint8"}
       preprocess: {"color": "RGB"|"BGR", "resize": "stretch"|"letterbox",
-                   "mean": [3 floats, 0..1 units], "std": [3 floats], "pad_value": int}
+                   "mean": [3 floats, 0..1 units], "std": [3 floats], "pad_value": int,
+                   "pad_position": "center"|"top_left" (where a letterboxed image sits)}
       decoder: {"type": a name in edgekit.vision.decoders.DECODERS, ...decoder parameters (thresholds,
                stride, top_k)}
       precision: "fp32"|"fp16"|"int8"
@@ -72,9 +74,10 @@ class ModelMeta(object):
               "must be a non-empty list of strings")
         shape = self.input.get("shape")
         _need(isinstance(self.input.get("name"), str), "input.name", "must be a string")
-        _need(isinstance(shape, list) and len(shape) == 4, "input.shape", "must list 4 dimensions")
         layout = self.input.setdefault("layout", "NCHW")
         _need(layout in LAYOUTS, "input.layout", "must be one of %s" % (LAYOUTS,))
+        rank = 3 if layout == "CHW" else 4
+        _need(isinstance(shape, list) and len(shape) == rank, "input.shape", "must list %d dimensions" % rank)
         self.input.setdefault("dtype", "float32")
         _need(self.input["dtype"] in ("float32", "float16", "uint8"), "input.dtype",
               "must be float32, float16 or uint8")
@@ -89,6 +92,7 @@ class ModelMeta(object):
         p.setdefault("pad_value", 114)
         _need(p["color"] in COLORS, "preprocess.color", "must be one of %s" % (COLORS,))
         _need(p["resize"] in RESIZE_MODES, "preprocess.resize", "must be one of %s" % (RESIZE_MODES,))
+        _need(p.get("pad_position", "center") in PAD_POSITIONS, "preprocess.pad_position", "must be one of %s" % (PAD_POSITIONS,))
         for key in ("mean", "std"):
             _need(isinstance(p[key], list) and len(p[key]) == 3, "preprocess.%s" % key, "must list 3 numbers")
             p[key] = [float(v) for v in p[key]]
@@ -106,7 +110,10 @@ class ModelMeta(object):
     @property
     def input_hw(self):
         shape = self.input["shape"]
-        if self.input.get("layout", "NCHW") == "NCHW":
+        layout = self.input.get("layout", "NCHW")
+        if layout == "CHW":
+            return shape[1], shape[2]
+        if layout == "NCHW":
             return shape[2], shape[3]
         return shape[1], shape[2]
 
@@ -141,7 +148,7 @@ class ModelMeta(object):
         if version > SCHEMA_VERSION:
             raise MetadataError("edgekit metadata schema %s is newer than this edgekit understands (%s)"
                                 % (version, SCHEMA_VERSION), hint="upgrade edgekit on this machine")
-        missing = [k for k in ("task", "labels", "input", "preprocess", "decoder") if k not in data]
+        missing = [k for k in REQUIRED_FIELDS if k not in data]
         if missing:
             raise MetadataError("edgekit metadata lacks %s" % ", ".join(missing),
                                 hint="re-export with `edgekit export`, or give the fields with --meta FILE.yaml")
@@ -262,10 +269,10 @@ def read_meta(path, required=True):
             if isinstance(data, dict) and "meta" in data:      # engine sidecar: {"key":…, "meta":…}
                 text = json.dumps(data["meta"])
     if text is None and path.endswith(".onnx"):
-        # a third-party Ultralytics YOLOv5/v8 export: its own metadata_props (names, stride, imgsz)
-        from edgekit.vision.yolo import yolo_meta_from_onnx
+        # a third-party export: Ultralytics' own metadata_props, or a known output signature
+        from edgekit.vision.recognise import recognise_onnx
 
-        meta = yolo_meta_from_onnx(path)
+        meta = recognise_onnx(path)
         if meta is not None:
             return meta
     if text is None:
@@ -289,8 +296,39 @@ def attach_to_onnx(model_proto, meta):
     return model_proto
 
 
-def load_meta_yaml(path):
-    """Metadata for a third-party model from a small YAML file (same fields as the JSON)."""
+REQUIRED_FIELDS = ("task", "labels", "input", "preprocess", "decoder")
+
+
+def merge_meta(base, overrides):
+    """``overrides`` (a partial metadata dict) over ``base`` (a full one): the mapping fields ``input``,
+    ``preprocess``, ``source``, ``extra`` key by key; ``decoder`` key by key when its ``type`` stays, else
+    replaced whole (another decoder's parameters would not fit); the rest replaced."""
+    out = dict(base)
+    for key, value in overrides.items():
+        old = out.get(key)
+        if key == "decoder" and isinstance(value, dict) and isinstance(old, dict) and \
+                value.get("type", old.get("type")) != old.get("type"):
+            out[key] = dict(value)
+        elif isinstance(value, dict) and isinstance(old, dict):
+            merged = dict(old)
+            merged.update(value)
+            out[key] = merged
+        else:
+            out[key] = value
+    return out
+
+
+def load_meta_yaml(path, model=None):
+    """Metadata for a third-party model from a small YAML file (same fields as the JSON).
+
+    With ``model`` (the model file), the YAML may give only what it changes (``labels: [...]``, or
+    ``decoder: {decoded: true}``): it is merged over the model's own metadata -- its edgekit block, or what
+    ``edgekit.vision.recognise`` recognised -- when the YAML lacks a required field."""
     from edgekit.yamlfile import load_yaml
 
-    return ModelMeta.from_dict(load_yaml(path))
+    data = load_yaml(path)
+    if model is not None and isinstance(data, dict) and any(k not in data for k in REQUIRED_FIELDS):
+        base = read_meta(model, required=False)
+        if base is not None:
+            data = merge_meta(base.to_dict(), data)
+    return ModelMeta.from_dict(data)

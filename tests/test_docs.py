@@ -241,12 +241,18 @@ def test_marked_examples_run(name, blocks, tmp_path):
 
 # -- the site builds ----------------------------------------------------------------------------------------
 
-def test_generated_cli_reference_names_every_option():
+def _generated():
+    """The MkDocs hook module (docs/hooks/generated.py)."""
     sys.path.insert(0, os.path.join(ROOT, "docs", "hooks"))
     try:
         import generated
     finally:
         sys.path.pop(0)
+    return generated
+
+
+def test_generated_cli_reference_names_every_option():
+    generated = _generated()
     page = generated.cli_reference()
     parser = cli.build_parser()
     todo = [(["edgekit"], parser)]
@@ -259,6 +265,16 @@ def test_generated_cli_reference_names_every_option():
             for option in action.option_strings:
                 if option not in ("-h", "--help"):
                     assert option in page, "CLI reference lacks %s of %s" % (option, " ".join(path))
+
+
+def test_generated_decoder_table_names_every_decoder():
+    from edgekit.vision.decoders import DECODERS
+
+    table = _generated().decoder_table()
+    assert "<!-- generated: decoders -->" in read(os.path.join(ROOT, "docs", "reference", "metadata.md"))
+    for name in DECODERS:
+        assert "| `%s` |" % name in table
+        assert DECODERS.get(name, "doc") and DECODERS.get(name, "seen"), name
 
 
 def test_mkdocs_build_strict(tmp_path):

@@ -98,7 +98,9 @@ def test_missing_file():
     ({"input": {"name": "x", "shape": [1, 3, "h", 32]}}, "input.shape"),
     ({"preprocess": {"color": "YUV"}}, "preprocess.color"),
     ({"preprocess": {"std": [1, 0, 1]}}, "preprocess.std"),
-    ({"decoder": {"type": "ssd"}}, "decoder.type"),
+    ({"decoder": {"type": "ssd-mobilenet"}}, "decoder.type"),
+    ({"preprocess": {"pad_position": "bottom"}}, "preprocess.pad_position"),
+    ({"input": {"name": "x", "shape": [1, 3, 32, 32], "layout": "CHW"}}, "input.shape"),
     ({"precision": "int4"}, "precision"),
 ])
 def test_validation_names_the_key(changes, word):
@@ -121,3 +123,21 @@ def test_engine_sidecar(tmp_path):
     (tmp_path / "m.engine.json").write_text(json.dumps({"key": {"precision": "fp16"},
                                                         "meta": sample_meta(precision="fp16").to_dict()}))
     assert read_meta(str(engine)).precision == "fp16"
+
+
+def test_partial_meta_yaml_merges_over_the_models_own(tmp_path):
+    from edgekit.meta import load_meta_yaml, merge_meta
+
+    path = tiny_onnx(tmp_path / "m.onnx", sample_meta())
+    (tmp_path / "labels.yaml").write_text("labels: [a, b, c]\npreprocess: {color: BGR}\n")
+    meta = load_meta_yaml(str(tmp_path / "labels.yaml"), model=str(path))
+    base = sample_meta()
+    assert meta.labels == ["a", "b", "c"] and meta.preprocess["color"] == "BGR"
+    assert meta.preprocess["mean"] == base.preprocess["mean"] and meta.decoder == base.decoder
+    with pytest.raises(MetadataError, match="lacks"):
+        load_meta_yaml(str(tmp_path / "labels.yaml"))            # no model to merge over
+    merged = merge_meta({"decoder": {"type": "yolox", "decoded": False, "strides": [8]}},
+                        {"decoder": {"type": "ssd"}})
+    assert merged["decoder"] == {"type": "ssd"}                  # another decoder: replaced whole
+    assert merge_meta({"decoder": {"type": "yolox", "decoded": False}}, {"decoder": {"decoded": True}}) == {
+        "decoder": {"type": "yolox", "decoded": True}}

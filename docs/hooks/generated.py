@@ -9,6 +9,7 @@ A page asks for a table with a marker line (``<!-- generated: cli -->``, ``<!-- 
 ``<!-- generated: results -->``), optionally followed by a note for readers of the raw file and
 ``<!-- /generated -->``; the hook replaces all of it. The page's hand-written text around it stays as written.
 
+- ``reference/metadata.md``: the decoders (``<!-- generated: decoders -->``), from ``edgekit.vision.decoders.DECODERS``.
 - ``performance.md``: ``benchmarks/RESULTS.md`` included, and links to it pointed at the included copy.
 """
 
@@ -231,12 +232,25 @@ def benchmark_results():
     return "\n".join(out)
 
 
+def decoder_table():
+    """Every decoder of ``edgekit.vision.decoders.DECODERS``: its ``type``, what it reads, how it is recognised."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from edgekit.vision.decoders import DECODERS
+
+    out = ["| `decoder.type` | what it decodes | recognised without edgekit metadata from |", "|---|---|---|"]
+    for name in DECODERS:
+        out.append("| `%s` | %s | %s |" % (name, _cell(DECODERS.get(name, "doc", "")), _cell(DECODERS.get(name, "seen", ""))))
+    return "\n".join(out)
+
+
 END_MARKER = "<!-- /generated -->"
 
 GENERATORS = {
     "<!-- generated: cli -->": cli_reference,
     "<!-- generated: serve-config -->": serve_config_reference,
     "<!-- generated: results -->": benchmark_results,
+    "<!-- generated: decoders -->": decoder_table,
 }
 
 # Links to files of the repository outside docs/ (they work on GitHub): where they point in the site.

@@ -213,7 +213,8 @@ def add_workers(parser, help):
 
 
 def add_meta(parser, help="metadata YAML for a model that carries no edgekit block (task, labels, input, "
-                          "preprocess, decoder)"):
+                          "preprocess, decoder), or only the fields to change (labels, decoder...) over the "
+                          "model's own or recognised metadata"):
     parser.add_argument("--meta", metavar="FILE.yaml", help=help)
 
 

@@ -61,9 +61,19 @@ def render(info):
         out += ["", "metadata: %s, %d labels (%s%s), %s %s mean=%s std=%s, decoder %s, precision %s, target %s" % (
             meta["task"], len(labels), ", ".join(labels[:4]), ", ..." if len(labels) > 4 else "", p["color"],
             p["resize"], p["mean"], p["std"], meta["decoder"].get("type"), meta["precision"], meta.get("target"))]
+    elif info.get("recognised"):
+        rec = info["recognised"]
+        p = rec["preprocess"]
+        out += ["", "metadata: no edgekit block; recognised as decoder %s from %s" % (
+            rec["decoder"]["type"], rec["source"]["recognised"]),
+            "  served as: %d labels, input %s %s, %s %s mean=%s std=%s (override with --meta FILE.yaml)" % (
+                len(rec["labels"]), rec["input"]["name"], "x".join(str(d) for d in rec["input"]["shape"]),
+                p["color"], p["resize"], [round(v, 4) for v in p["mean"]], [round(v, 4) for v in p["std"]])]
     else:
-        out += ["", "metadata: none%s" % (" (%s)" % info["metadata_error"] if info.get("metadata_error") else
-                                          " (add it with `edgekit export MODEL.onnx --labels ... --out ...`)")]
+        why = info.get("metadata_error") or info.get("recognise_error")
+        out += ["", "metadata: none%s" % (" (%s)" % why if why else
+                                          " and no known output signature (describe it with --meta FILE.yaml, or "
+                                          "add it with `edgekit export MODEL.onnx --labels ... --out ...`)")]
     ops = ", ".join("%s %d" % kv for kv in list(info["ops"].items())[:12])
     out += ["ops: %s%s" % (ops, ", ..." if len(info["ops"]) > 12 else "")]
     out += ["params: %s   FLOPs: %s%s" % (_si(info["params"]), _si(info["flops"]),

@@ -181,7 +181,7 @@ def run_profile(args):
         if args.meta:
             from edgekit.meta import load_meta_yaml
 
-            meta = load_meta_yaml(args.meta)
+            meta = load_meta_yaml(args.meta, model=args.model)
         result = profile_pipeline(args.model, args.source, backend=args.backend, frames=args.frames, meta=meta,
                                   duration_s=args.duration, min_frames=min_iters, warmup_ms=args.warmup_ms,
                                   percentiles=percentiles, threads=threads[0], telemetry=not args.no_telemetry,

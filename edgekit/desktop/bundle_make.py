@@ -152,7 +152,7 @@ def _load_meta(model, meta_yaml):
     if not model.endswith(".onnx"):
         raise ModelError("%s is not an .onnx file" % model,
                          hint="bundles carry ONNX; the board builds its own TensorRT engine from it")
-    return load_meta_yaml(meta_yaml) if meta_yaml else read_meta(model)
+    return load_meta_yaml(meta_yaml, model=model) if meta_yaml else read_meta(model)
 
 
 def make_bundle(model, out, precision=None, calib_cache=None, config=None, target="jetson-nano",

@@ -84,7 +84,7 @@ def load_predictor(cfg):
     if model["meta"]:
         from edgekit.meta import load_meta_yaml
 
-        meta = load_meta_yaml(model["meta"])
+        meta = load_meta_yaml(model["meta"], model=path)
     predictor = Predictor.open(path, backend=backend, meta=meta)
     predictor.set_class_agnostic(model["class_agnostic"], tracking=bool(cfg.get("analytics")))
     return predictor, backend, reason
@@ -203,6 +203,8 @@ def describe_model(predictor, path, backend, reason):
     if spec.is_dynamic:
         text += "; the model's input is dynamic (%s): frames are fed as %s" % (
             spec.shape, "x".join(str(d) for d in meta.input["shape"]))
+    if meta.source.get("recognised"):
+        text += "; no edgekit metadata: decoder %s recognised from %s" % (meta.decoder["type"], meta.source["recognised"])
     if getattr(predictor, "class_agnostic", False):
         text += "; one box per object across classes (model.class_agnostic)"
     return text

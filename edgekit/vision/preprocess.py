@@ -47,7 +47,7 @@ class Preprocessor(object):
     """
 
     def __init__(self, size, color="RGB", resize="stretch", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                 pad_value=114, layout="NCHW", dtype="float32"):
+                 pad_value=114, layout="NCHW", dtype="float32", pad_position="center"):
         if resize not in ("stretch", "letterbox"):
             raise ConfigError("unknown resize mode %r" % (resize,), hint="use stretch or letterbox")
         if color not in ("RGB", "BGR"):
@@ -56,6 +56,11 @@ class Preprocessor(object):
         self.color = color
         self.resize = resize
         self.pad_value = int(pad_value)
+        if pad_position not in ("center", "top_left"):
+            raise ConfigError("unknown pad position %r" % (pad_position,), hint="use center or top_left")
+        self.pad_position = pad_position
+        self.batchless = layout == "CHW"           # one image (C, H, W), no batch axis
+        layout = "NCHW" if layout == "CHW" else layout
         self.layout = layout
         self.dtype = np.dtype(dtype)
         mean = np.asarray(mean, dtype=np.float32).reshape(3)
@@ -71,7 +76,7 @@ class Preprocessor(object):
         p = meta.preprocess
         return cls(meta.input_hw, color=p["color"], resize=p["resize"], mean=p["mean"], std=p["std"],
                    pad_value=p.get("pad_value", 114), layout=meta.input.get("layout", "NCHW"),
-                   dtype=meta.input.get("dtype", "float32"))
+                   dtype=meta.input.get("dtype", "float32"), pad_position=p.get("pad_position", "center"))
 
     def resize_frame(self, frame):
         """Resize a BGR frame to the input size; returns (image, LetterboxInfo)."""
@@ -86,7 +91,7 @@ class Preprocessor(object):
         nw, nh = int(round(fw * scale)), int(round(fh * scale))
         if (nh, nw) != (fh, fw):
             frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        px, py = (self.width - nw) // 2, (self.height - nh) // 2
+        px, py = (0, 0) if self.pad_position == "top_left" else ((self.width - nw) // 2, (self.height - nh) // 2)
         canvas = np.full((self.height, self.width, 3), self.pad_value, dtype=np.uint8)
         canvas[py:py + nh, px:px + nw] = frame
         return canvas, LetterboxInfo(scale, scale, float(px), float(py), fw, fh)
@@ -131,7 +136,7 @@ class Preprocessor(object):
         return out if self.dtype == np.float32 else out.astype(self.dtype)
 
     def __call__(self, frame):
-        """BGR uint8 frame -> (1xCxHxW tensor, LetterboxInfo)."""
+        """BGR uint8 frame -> (1xCxHxW tensor, LetterboxInfo); CxHxW for a batchless (CHW) model."""
         if frame is None or not hasattr(frame, "shape"):
             raise ConfigError("no image to preprocess", hint="check the source")
         if frame.ndim == 2:
@@ -139,10 +144,14 @@ class Preprocessor(object):
         elif frame.shape[2] == 4:
             frame = frame[:, :, :3]
         image, info = self.resize_frame(frame)
-        return self.normalize(image)[None], info
+        tensor = self.normalize(image)
+        return (tensor if self.batchless else tensor[None]), info
 
     def batch(self, frames):
         """Several frames -> (NxCxHxW, [LetterboxInfo])."""
+        if self.batchless and len(frames) != 1:
+            raise ConfigError("this model takes one image at a time (input C x H x W), got %d" % len(frames),
+                              hint="run it with batch 1")
         tensors, infos = [], []
         for frame in frames:
             tensor, info = self(frame)

@@ -1,9 +1,11 @@
-"""Decoders for Ultralytics YOLOv5 and YOLOv8 ONNX exports, and recognising such exports.
+"""Decoders for Ultralytics YOLOv5, YOLOv8 / YOLO11 and end-to-end ONNX exports, and recognising Ultralytics
+exports (also RT-DETR, decoded in ``edgekit.vision.rtdetr``) from their metadata_props.
 
 Output layouts (boxes are centre x, centre y, width, height in model-input pixels):
   YOLOv5: (B, N, 5 + C)  rows [cx, cy, w, h, objectness, class scores...]; score = obj * class score
   YOLOv8: (B, 4 + C, N)  columns [cx, cy, w, h, class scores...] (transposed, no objectness)
-  end-to-end exports (``decoder["end2end"]``, Ultralytics ``nms=True`` / YOLOv10/26):
+  end-to-end (decoder ``yolo_end2end``; also ``yolov8`` with ``decoder["end2end"]``): Ultralytics
+          ``nms=True`` and YOLOv10 / YOLO26 ``nms=False`` exports:
           (B, K, 6)      rows [x1, y1, x2, y2, score, class] already suppressed
 
 Decoder parameters read from ``meta.decoder`` (defaults in ``DEFAULTS``):
@@ -15,8 +17,9 @@ Results follow ``edgekit.vision.decoders``: {"task": "detection", "detections": 
 ``LetterboxInfo`` is given per image (model-input pixels otherwise).
 
 ``detect_yolo_format(props, output_shapes, input_shape)`` turns the ``metadata_props`` that
-Ultralytics writes (``names``, ``stride``, ``imgsz``, ``task``; YOLOv5's export writes ``names`` and
-``stride``) plus the output shape into a ``ModelMeta``: letterbox, RGB, mean 0, std 1, pad 114.
+Ultralytics writes (``names``, ``stride``, ``imgsz``, ``task``, and since 8.4 ``head`` and ``end2end``;
+YOLOv5's export writes ``names`` and ``stride``) plus the output shape into a ``ModelMeta``: letterbox
+(stretch for RT-DETR), RGB, mean 0, std 1, pad 114; ``source.recognised`` says what matched.
 ``yolo_meta_from_onnx(path)`` does the same from a file without onnx or onnxruntime.
 """
 
@@ -137,6 +140,15 @@ def decode_v8(outputs, meta, infos=None):
     return _per_image(array, _candidates_v8, meta, params, infos)
 
 
+def decode_end2end(outputs, meta, infos=None):
+    """End-to-end (B, K, 6) rows [x1, y1, x2, y2, score, class] in model-input pixels (YOLOv10, YOLO26,
+    ``nms=True`` exports): thresholded and sorted, no NMS."""
+    params = _params(meta)
+    array = _output(outputs, params).astype(np.float32, copy=False)
+    _check_rank(array, "end-to-end YOLO", "(batch, detections, 6)")
+    return [_end2end(array[i], meta, params, _info(infos, i)) for i in range(array.shape[0])]
+
+
 def _per_image(array, candidates, meta, params, infos):
     """One detection result per image of the batch, from its (boxes, scores, classes) candidates."""
     results = []
@@ -150,7 +162,7 @@ def _end2end(rows, meta, params, info):
     """(K, 6) rows [x1, y1, x2, y2, score, class], NMS already done by the model."""
     if rows.shape[-1] != 6:
         raise ModelError("end-to-end YOLO output must have 6 values per box, got %d" % rows.shape[-1],
-                         hint="unset decoder.end2end for raw YOLOv8 outputs")
+                         hint="use decoder.type yolov8 for raw YOLOv8 outputs")
     rows = rows[rows[:, 4] > float(params["score_threshold"])]
     rows = rows[np.argsort(-rows[:, 4], kind="mergesort")][:int(params["max_detections"])]
     return _result(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64), meta, info)
@@ -192,18 +204,35 @@ def _imgsz(props, input_shape):
                         hint="export it with a fixed imgsz, or describe it with --meta FILE.yaml")
 
 
+def _model_name(props):
+    """"YOLO11n", "YOLOv10n", "rtdetr-l"... from Ultralytics' description ("Ultralytics YOLO11n model ...")."""
+    words = props.get("description", "").split()
+    return words[1] if len(words) > 1 and words[0] == "Ultralytics" else ""
+
+
 def _guess_type(shape, num_classes, props):
-    """yolov5 / yolov8 / end2end from the first output's shape and the class count."""
-    if props.get("end2end", "").strip() == "True" or (shape and len(shape) == 3 and shape[-1] == 6
-                                                       and shape[1] != 4 + num_classes):
-        return "yolov8", True
-    if shape and len(shape) == 3:
+    """(decoder type, how) from Ultralytics' ``head`` / ``end2end`` / description and the first output's shape.
+
+    [1, 4+C, N] yolov8 (also YOLO11, YOLO26 and v10 exported with their one-to-many head);
+    [1, N, 5+C] yolov5; [1, K, 6] yolo_end2end ([x1, y1, x2, y2, score, class]: YOLOv10, YOLO26 and
+    ``nms=True`` exports); RT-DETR (head ``RTDETRDecoder`` or "rtdetr" in the description): [1, K, 4+C]
+    (Ultralytics <= 8.3) or [1, K, 6] top-k rows, boxes cx, cy, w, h normalised to 0..1.
+    """
+    head = props.get("head", "")
+    rank3 = bool(shape) and len(shape) == 3
+    if head == "RTDETRDecoder" or "rtdetr" in _model_name(props).lower().replace("-", ""):
+        if rank3 and shape[-1] in (4 + num_classes, 6):
+            return "rtdetr", "head %s" % (head or "RT-DETR (description)")
+    elif props.get("end2end", "").strip() == "True" or (rank3 and shape[-1] == 6 and shape[1] != 4 + num_classes):
+        return "yolo_end2end", "end-to-end output %s" % (shape,)
+    elif rank3:
         if shape[2] == 5 + num_classes:
-            return "yolov5", False
+            return "yolov5", "output %s = (1, boxes, 5 + %d classes)" % (shape, num_classes)
         if shape[1] == 4 + num_classes:
-            return "yolov8", False
-    raise MetadataError("output shape %s matches neither YOLOv5 (1, N, %d) nor YOLOv8 (1, %d, N)"
-                        % (shape, 5 + num_classes, 4 + num_classes),
+            return "yolov8", "output %s = (1, 4 + %d classes, boxes)" % (shape, num_classes)
+    raise MetadataError("output shape %s matches neither YOLOv5 (1, N, %d), YOLOv8 (1, %d, N), an end-to-end "
+                        "(1, K, 6) nor RT-DETR (1, K, %d)" % (shape, 5 + num_classes, 4 + num_classes,
+                                                            4 + num_classes),
                         hint="describe the model with --meta FILE.yaml")
 
 
@@ -222,19 +251,36 @@ def detect_yolo_format(props, output_shapes=None, input_shape=None, input_name="
     labels = _names(props)
     hw = _imgsz(props, input_shape)
     shape = list(output_shapes[0]) if output_shapes else None
-    decoder_type, end2end = _guess_type(shape, len(labels), props) if shape else ("yolov8", False)
+    decoder_type, how = _guess_type(shape, len(labels), props) if shape else ("yolov8", "no output shape")
     decoder = dict(DEFAULTS, type=decoder_type, stride=int(props.get("stride", 32)))
-    if end2end:
-        decoder["end2end"] = True
+    resize = "letterbox"
+    if decoder_type == "rtdetr":            # Ultralytics' RT-DETR predictor stretches (scale_fill), no NMS
+        decoder = {"type": "rtdetr", "score_threshold": DEFAULTS["score_threshold"], "max_detections": 300,
+                   "columns": "class" if shape[-1] == 6 and "head" in props else "scores"}
+        resize = "stretch"
+    elif decoder_type == "yolo_end2end":
+        decoder = {"type": "yolo_end2end", "score_threshold": DEFAULTS["score_threshold"], "max_detections": 300}
+    name = _model_name(props)
     return ModelMeta(
         task="detection", labels=labels,
         input={"name": input_name, "shape": [1, 3, hw[0], hw[1]], "layout": "NCHW",
                "dtype": "float16" if props.get("half", "").strip() == "True" else "float32"},
-        preprocess={"color": "RGB", "resize": "letterbox", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+        preprocess={"color": "RGB", "resize": resize, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
                     "pad_value": 114},
         decoder=decoder,
-        source={"framework": "ultralytics", "version": props.get("version", ""),
-                "description": props.get("description", "")})
+        source={"framework": "ultralytics", "version": props.get("version", ""), "model": name,
+                "description": props.get("description", ""),
+                "recognised": "Ultralytics metadata_props (%s%s): %s" % (
+                    name or "no model name", ", version %s" % props["version"] if props.get("version") else "",
+                    how)})
+
+
+def recognise(props, inputs, outputs):
+    """Recogniser (``edgekit.vision.recognise``): an Ultralytics export, from its metadata_props."""
+    if "names" not in props or "stride" not in props:
+        return None
+    input_name, input_shape = inputs[0] if inputs else ("images", None)
+    return detect_yolo_format(props, [s for _, s in outputs], input_shape, input_name=input_name)
 
 
 def yolo_meta_from_onnx(path):

@@ -2,7 +2,9 @@
 
 ``inspect_model(path, target=None, layers=False) -> dict`` (docs/desktop/export.md, the ``--json`` object):
   path, bytes, sha256, ir_version, producer, opset {domain: version}, inputs/outputs [{name, shape, dtype}],
-  metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), metadata_props (the
+  metadata (the ``edgekit`` block, or None; ``metadata_error`` when it is invalid), recognised (for a file
+  without the block: the metadata edgekit recognised from its metadata_props or output signature, with
+  ``source.recognised`` saying from what; None, or ``recognise_error``), metadata_props (the
   other keys), cost_input_shapes (the shapes FLOPs were counted at, when pinned; ``input_size_note`` says where
   a dynamic size came from), ops {op: count} (most frequent first), nodes, params (weight elements, each
   counted once, from initializers, Constant nodes and subgraphs: ``params_by_carrier``), flops (None when shapes are unknown,
@@ -48,16 +50,29 @@ def _io(values, exclude=()):
     return [{"name": v.name, "shape": dims_of(v.type), "dtype": _dtype(v.type)} for v in values if v.name not in exclude]
 
 
-def _metadata(model):
+def _metadata(model, inputs, outputs):
+    """The edgekit block, else what ``edgekit.vision.recognise`` makes of a third-party file (``recognised``:
+    the metadata the runtime would use, with ``recognised.source.recognised`` saying from what)."""
     from edgekit.meta import META_KEY, ModelMeta
+    from edgekit.vision.recognise import recognise
 
     props = dict((p.key, p.value) for p in model.metadata_props)
-    out = {"metadata": None, "metadata_props": dict((k, v) for k, v in props.items() if k != META_KEY)}
+    out = {"metadata": None, "metadata_props": dict((k, v) for k, v in props.items() if k != META_KEY),
+           "recognised": None}
     if META_KEY in props:
         try:
             out["metadata"] = ModelMeta.from_json(props[META_KEY]).to_dict()
         except MetadataError as exc:
             out["metadata_error"] = exc.one_line()
+        return out
+    try:
+        meta = recognise(props, [(v["name"], v["shape"] or []) for v in inputs],
+                         [(v["name"], v["shape"] or []) for v in outputs])
+    except MetadataError as exc:
+        out["recognise_error"] = exc.one_line()
+        return out
+    if meta is not None:
+        out["recognised"] = meta.to_dict()
     return out
 
 
@@ -179,7 +194,7 @@ def inspect_model(path, target=None, layers=False, input_size=None):
     initializers = set(i.name for i in model.graph.initializer)
     info["inputs"] = _io(model.graph.input, exclude=initializers)
     info["outputs"] = _io(model.graph.output)
-    info.update(_metadata(model))
+    info.update(_metadata(model, info["inputs"], info["outputs"]))
     meta = info["metadata"]
     target = get_target(target or (meta or {}).get("target") or DEFAULT_TARGET)
     info["ops"] = _histogram(model)

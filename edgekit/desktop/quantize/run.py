@@ -39,7 +39,7 @@ def _load_meta(model, meta):
     if isinstance(meta, dict):
         return ModelMeta.from_dict(meta)
     if meta:
-        return load_meta_yaml(meta)
+        return load_meta_yaml(meta, model=model)
     found = read_meta(model, required=False)
     if found is None:
         raise ModelError("%s carries no edgekit metadata: its preprocessing (size, colour order, mean/std) "

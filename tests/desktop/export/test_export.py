@@ -352,7 +352,7 @@ def test_bad_meta_yaml_fails_before_exporting(tmp_path):
     from edgekit.errors import MetadataError
 
     ckpt = em.tiny_checkpoint(tmp_path / "best.pt")
-    (tmp_path / "meta.yaml").write_text("decoder:\n  type: ssd\n")
+    (tmp_path / "meta.yaml").write_text("decoder:\n  type: ssd-mobilenet\n")
     lines = []
     with pytest.raises(MetadataError, match="decoder.type"):
         export_model(ckpt, tmp_path / "o.onnx", meta_overrides=str(tmp_path / "meta.yaml"), log=lines.append)
