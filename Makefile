@@ -9,6 +9,12 @@ STAMP  := $(VENV)/.edgekit-installed
 # pair that imports together on x86_64 (see docs/install.md).
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/demo
+# Peers the tests and benchmarks compare against or export from (Ultralytics YOLO/RT-DETR for the decoder
+# format tests, Roboflow's trackers for bench_tracking), installed with --no-deps: their requirements
+# would replace the pinned torch and the headless OpenCV. What they import besides is pinned here.
+PEERS  ?= ultralytics==8.4.190 ultralytics-thop==2.2.3 polars==2.1.0 polars-runtime-32==2.1.0 \
+          trackers==2.6.1 supervision==0.31.2
+PEER_DEPS ?= rich==15.0.0 pydeprecate==0.13.0 defusedxml==0.7.1
 
 .PHONY: demo test test-fast test-py36 check-pycuda-build bench lint docs venv clean help
 
@@ -26,7 +32,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[train,dev,docs]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,docs,analytics-eval]'
+	$(BIN)/python -m pip install -q --no-deps $(PEERS)
+	$(BIN)/python -m pip install -q $(PEER_DEPS)
 	touch $(STAMP)
 
 demo: $(STAMP)
