@@ -1,0 +1,94 @@
+"""The daemon with analytics: a real OpenCV-written video of a square walking right then back, a
+tiny ONNX detector that boxes it, the bytetrack tracker, a line and a zone; results with track
+ids, events to JSON Lines, and `edgekit track` reproducing the same events offline."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from daemon_helpers import DOOR_RULES, centroid_detector, edgekit_cmd, env_with_project, moving_square_video, run_serve
+
+pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scene")
+    model = centroid_detector(d / "det.onnx")
+    video = moving_square_video(d / "walk.mp4", fps=30)
+    rules = d / "door.yaml"
+    rules.write_text(DOOR_RULES)
+    return {"model": model, "video": video, "rules": str(rules), "dir": d}
+
+
+def read_jsonl(path):
+    with open(str(path)) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+EXPECTED = [("line_crossed", "door", "in"), ("object_entered", "hall", None), ("object_left", "hall", None),
+            ("line_crossed", "door", "out")]
+
+
+def test_serve_publishes_track_ids_and_events_that_track_reproduces(scene, tmp_path):
+    results, events = tmp_path / "results.jsonl", tmp_path / "events.jsonl"
+    proc = run_serve(["--model", scene["model"], "--source", scene["video"], "--analytics", scene["rules"],
+                      "--jsonl", str(results), "--events", str(events), "--device-id", "door"])
+    assert proc.returncode == 0, proc.stderr
+    assert "analytics: bytetrack tracker, 1 lines, 1 zones" in proc.stderr
+    records = read_jsonl(results)
+    assert 30 <= len(records) <= 60                # played at its own rate: a busy machine drops some
+    ids = [d["track_id"] for r in records for d in r["result"]["detections"]]
+    assert ids[0] is None                          # not confirmed on its first frame (min_hits 2)
+    assert set(ids[3:]) == {1}                     # one person, one id, on every later frame
+    assert records[0]["frame_size"] == [256, 192]
+    got = read_jsonl(events)
+    assert [(e["type"], e["rule"], e["direction"]) for e in got] == EXPECTED
+    assert all(e["camera"] == "door" and e["track_id"] == 1 and e["snapshot"] is None for e in got)
+    from edgekit.analytics.events import check_event
+
+    assert all(check_event(e) == [] for e in got)
+    # offline: the same tracker and rules on the daemon's own JSON Lines give the same events
+    offline = tmp_path / "offline.jsonl"
+    out = subprocess.run(edgekit_cmd() + ["track", str(results), "--config", scene["rules"], "--out",
+                                          str(tmp_path / "tracks.txt"), "--events", str(offline), "--camera", "door"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                         env=env_with_project())
+    assert out.returncode == 0, out.stderr
+    assert read_jsonl(offline) == got
+
+
+@pytest.mark.parametrize("rules, message", [
+    ("zones: [{name: a, points: [[0, 0], [1, 1]]}]", "config key analytics.zones[0].points needs at least 3 points"),
+    ("lines: [{name: a, points: [[0, 0], [1, 1]], classes: [persn]}]",
+     "config key analytics.lines[0].classes[0]: unknown class 'persn'"),
+    ("lines: [{name: a, points: [[0, 0], [1, 1]]}]\nzones: [{name: a, points: [[0, 0], [1, 0], [1, 1]]}]",
+     "duplicate rule name 'a'"),
+    ("lines: [{name: a, points: [[0, 0], [900, 10]]}]", "config key analytics.lines[0].points[1] = [900, 10] is "
+     "outside the 256x192 frame"),
+])
+def test_bad_rules_exit_2_with_one_line_naming_the_key(scene, tmp_path, rules, message):
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: {path: %s}\nsource: {uri: %s}\nanalytics:\n%s\n" % (
+        scene["model"], scene["video"], "\n".join("  " + line for line in rules.splitlines())))
+    proc = run_serve(["--config", str(config)])
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_analytics_with_a_classifier_is_a_config_error(tmp_path):
+    from daemon_helpers import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "cls.onnx")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("lines: [{name: a, points: [[0, 0], [1, 1]]}]\n")
+    proc = run_serve(["--model", model, "--source", "synthetic://?width=32&height=32&frames=2&fps=0",
+                      "--analytics", str(rules)])
+    assert proc.returncode == 2
+    assert "config key analytics: analytics needs a detection model, this one is a classification model" \
+        in proc.stderr
+    assert os.path.exists(model)
