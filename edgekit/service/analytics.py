@@ -167,6 +167,7 @@ class AnalyticsHook(object):
         with self.lock:
             state = self.analytics.state()
         state["events_total"] = self.events_total
+        state["frame_size"] = list(self.analytics.frame_size) if self.analytics.frame_size else None
         return state
 
     def snapshot_file(self, event_id, kind):

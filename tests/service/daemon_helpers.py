@@ -119,16 +119,17 @@ def centroid_detector(path, size=128, labels=("person", "car"), thresh=0.7):
     return str(path)
 
 
-def square_path(n, frames=60, width=256, height=192):
-    """Where the white square is on frame ``n``: left to right over the first half, back after."""
-    half = frames // 2
-    step = (width - 60) / float(half - 1)
-    x = 20 + step * (n if n < half else frames - 1 - n)
-    return int(round(x)), height // 2 - 12
+def square_path(n, frames=70, width=256, height=192, pause=10):
+    """Where the white square is on frame ``n``: left to right, a rest of ``pause`` frames at the
+    far end (a person stopping before turning: the tracker's velocity settles), then back."""
+    run = (frames - pause) // 2
+    step = (width - 60) / float(run - 1)     # ends at x = width - 50: the square (40) stays inside
+    k = n if n < run else (run - 1 if n < run + pause else frames - 1 - n)
+    return int(round(10 + step * k)), height // 2 - 20
 
 
-def moving_square_video(path, frames=60, width=256, height=192, fps=10, side=24):
-    """An MP4 (OpenCV's writer) of a white square on a dark floor walking right, then back left."""
+def moving_square_video(path, frames=70, width=256, height=192, fps=30, side=40):
+    """An MP4 (OpenCV's writer) of a white square on a dark floor walking right, resting, walking back."""
     import cv2
     import numpy as np
 

@@ -39,7 +39,7 @@ def test_serve_publishes_track_ids_and_events_that_track_reproduces(scene, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert "analytics: bytetrack tracker, 1 lines, 1 zones" in proc.stderr
     records = read_jsonl(results)
-    assert 30 <= len(records) <= 60                # played at its own rate: a busy machine drops some
+    assert 35 <= len(records) <= 70                # played at its own rate: a busy machine drops some
     ids = [d["track_id"] for r in records for d in r["result"]["detections"]]
     assert ids[0] is None                          # not confirmed on its first frame (min_hits 2)
     assert set(ids[3:]) == {1}                     # one person, one id, on every later frame
@@ -92,3 +92,55 @@ def test_analytics_with_a_classifier_is_a_config_error(tmp_path):
     assert "config key analytics: analytics needs a detection model, this one is a classification model" \
         in proc.stderr
     assert os.path.exists(model)
+
+
+def test_sighup_reloads_rules_keeping_counts_and_track_ids(scene, tmp_path):
+    """A real `edgekit serve` on the looping video; SIGHUP after the rules file changed."""
+    import signal
+    import time
+    import urllib.request
+
+    from _net import free_port
+
+    port = free_port()
+    rules = tmp_path / "door.yaml"
+    rules.write_text(DOOR_RULES)
+    config = tmp_path / "serve.yaml"
+    config.write_text("device_id: door\nmodel: {path: %s}\nsource: {uri: %s, loop: true}\nanalytics: door.yaml\n"
+                      "outputs: {http: {listen: '127.0.0.1:%d'}}\n" % (scene["model"], scene["video"], port))
+
+    def get(path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as response:
+            return json.loads(response.read().decode())
+
+    def until(predicate, timeout=20.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                value = predicate()
+            except OSError:          # not listening yet / the analytics not built yet (404)
+                value = None
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError("timed out")
+
+    proc = subprocess.Popen(edgekit_cmd() + ["serve", "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, env=env_with_project())
+    try:
+        until(lambda: get("/v1/counts")["counts"]["door"]["in"] >= 1)
+        before = get("/v1/tracks")
+        rules.write_text(DOOR_RULES.replace("  - name: hall", "  - name: bay"))
+        proc.send_signal(signal.SIGHUP)
+        counts = until(lambda: (lambda c: c if "bay" in c else None)(get("/v1/counts")["counts"]))
+        assert "hall" not in counts and counts["door"]["in"] >= 1         # the line's count survived
+        after = get("/v1/tracks")
+        assert after["next_track_id"] >= before["next_track_id"]          # ids go on, never reused
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "analytics reloaded: 1 lines, 1 zones (counts and track ids kept)" in err

@@ -3,6 +3,7 @@ counts and Home Assistant discovery on a real mosquitto; HTTP /v1/events, /v1/co
 snapshots and the Prometheus series; a reload of the rules that keeps counts and track ids."""
 
 import json
+import re
 import os
 import threading
 import time
@@ -169,7 +170,7 @@ def test_events_counts_discovery_http_snapshots_and_metrics(daemon):
 
     crop = cv2.imdecode(np.frombuffer(get(base + "/v1/events/%s/crop.jpg" % events[0]["id"], raw=True)[1],
                                       np.uint8), cv2.IMREAD_COLOR)
-    assert 24 <= crop.shape[0] <= 40 and crop[crop.shape[0] // 2, crop.shape[1] // 2].min() > 200   # the square
+    assert 40 <= crop.shape[0] <= 60 and crop[crop.shape[0] // 2, crop.shape[1] // 2].min() > 200   # the square
     assert get(base + "/v1/events/nope/snapshot.jpg")[0] == 404
     assert get(base + "/v1/events/..%2F..%2Fetc/snapshot.jpg")[0] == 404
     # -- Prometheus
@@ -208,3 +209,56 @@ def test_reload_keeps_counts_and_track_ids_and_clears_removed_rules(daemon):
     assert d.reload() is False
     assert "analytics.zones[0].points needs at least 3 points" in d.last_reload_error
     assert set(d.analytics.counts()) == {"door", "bay"}
+
+
+def test_status_page_draws_rules_tracks_counts_and_events_in_chromium(daemon, tmp_path):
+    """Headless Chromium on the daemon's page after the walk: the counts, the events with their
+    thumbnails, and the overlay (the line in yellow) on the stream; the screenshot is kept."""
+    from test_browser import ARTIFACTS, CHROMIUM, chromium
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt install chromium)")
+
+    d = daemon
+    d.pipeline.run()
+    record, frame = d.http.latest.record, d.http.latest.frame
+    stop = threading.Event()
+
+    def feed():                  # the stream goes on showing the last frame (the page waits for frames)
+        while not stop.wait(0.05):
+            d.http.submit(record, frame)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        check_page(d, tmp_path, chromium, ARTIFACTS)
+    finally:
+        stop.set()
+        feeder.join()
+
+
+def check_page(d, tmp_path, chromium, artifacts):
+    import cv2
+    import numpy as np
+
+    dom, err = chromium(tmp_path, d.http.url, "--dump-dom")
+    assert '<div id="analytics">' in dom, err[-2000:]
+    assert '<tr data-rule="door"><td>door</td><td>in 1 / out 1</td></tr>' in dom
+    assert '<tr data-rule="hall"><td>hall</td><td>0 inside, 1 entered</td></tr>' in dom
+    events = [e["id"] for e in d.analytics.events()]
+    shown = re.findall(r'<li data-event="([^"]+)"><img alt="[a-z_]+" src="v1/events/([^"]+)/crop.jpg">', dom)
+    assert [a for a, _ in shown] == events[::-1] and [b for _, b in shown] == events[::-1]
+    assert "line crossed door in #1 person" in dom
+    assert '<canvas id="overlay" width="256" height="192">' in dom
+    os.makedirs(artifacts, exist_ok=True)
+    shot = os.path.join(artifacts, "analytics-status-page.png")
+    if os.path.exists(shot):
+        os.remove(shot)
+    _, err = chromium(tmp_path, d.http.url, "--screenshot=%s" % shot)
+    image = cv2.imread(shot, cv2.IMREAD_COLOR)
+    assert image is not None, err[-2000:]
+    view = image[60:600, :720].astype(int)
+    yellow = (np.abs(view - np.array([0x3d, 0xd3, 0xff])).sum(axis=2) < 60).sum()      # the door line (BGR)
+    assert yellow > 100, yellow
+    metrics = d.metrics.render_prometheus()
+    assert 'route="/v1/events/<id>"' in metrics                  # the thumbnails were fetched
