@@ -17,7 +17,6 @@ threads; the analytics state is read under the same lock ``process`` takes.
 
 import collections
 import os
-import queue
 import re
 import threading
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.progress import warn
+from edgekit.service.sinks.base import QueuedSink
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -222,16 +222,18 @@ def _object_id(text):
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
-class SnapshotWriter(object):
+class SnapshotWriter(QueuedSink):
     """Each event's annotated frame and object crop as JPEG (``<id>.jpg``, ``<id>-crop.jpg``) in
     ``directory``, written atomically by one thread behind a bounded queue (a full queue drops and
     counts, never blocks); the folder is kept within ``max_mb`` and ``max_age_s`` (oldest first).
     A write error is counted and said once; inference never waits for it."""
 
     name = "snapshots"
+    wants_frames = True
 
     def __init__(self, directory, labels=None, max_mb=500.0, max_age_s=7 * 86400.0, queue_size=16,
                  jpeg_quality=85, metrics=None, log=warn):
+        super(SnapshotWriter, self).__init__(maxsize=queue_size, metrics=metrics)
         self.directory = os.path.abspath(directory)
         if not os.path.isdir(self.directory):
             raise ConfigError("outputs.snapshots.dir: %s is not a folder" % self.directory, hint="create it first")
@@ -242,16 +244,13 @@ class SnapshotWriter(object):
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.max_age_s = float(max_age_s)
         self.jpeg_quality = int(jpeg_quality)
-        self.metrics = metrics
         self.log = log
-        self._queue = queue.Queue(maxsize=queue_size)
         self._files = collections.deque()       # (mtime, path, bytes), oldest first
         self._bytes = 0
         self._lock = threading.Lock()
-        self.written = self.dropped = self.errors = self.deleted = 0
-        self.last_error = None
+        self.written = self.deleted = 0
         self._said = False
-        self._thread = None
+        self._next_upkeep = 0.0
         if metrics is not None:
             metrics.describe("snapshots_written_total", "counter", "Event snapshots written (frame + crop).")
             metrics.describe("snapshots_dropped_total", "counter", "Events without a snapshot: the queue was full.")
@@ -274,20 +273,10 @@ class SnapshotWriter(object):
         self._files.extend(found)
         self._bytes = sum(f[2] for f in found)
 
-    def start(self):
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="snapshots")
-            self._thread.daemon = True
-            self._thread.start()
-        return self
-
-    def submit(self, event, image, result):
+    def submit(self, event, image, result=None):
         """Queue the event's snapshot; returns its file name (the event's ``snapshot``), or None when dropped."""
         name = _file_id(event["id"])
-        try:
-            self._queue.put_nowait((name, event, image, result))
-        except queue.Full:
-            self.dropped += 1
+        if not super(SnapshotWriter, self).submit((name, event, result), image):
             if self.metrics is not None:
                 self.metrics.inc("snapshots_dropped_total")
             return None
@@ -297,26 +286,23 @@ class SnapshotWriter(object):
         path = os.path.join(self.directory, _file_id(event_id) + ("-crop.jpg" if kind == "crop" else ".jpg"))
         return path if os.path.isfile(path) else None
 
-    def _run(self):
-        while True:
-            try:
-                item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                self._retain(time.time())
-                continue
-            if item is None:
-                return
-            try:
-                self._write(*item)
-            except Exception as exc:          # a full disk, a bad folder: degrade, say it once
-                self.errors += 1
-                self.last_error = "%s: %s" % (type(exc).__name__, exc)
-                if self.metrics is not None:
-                    self.metrics.inc("snapshot_errors_total")
-                if not self._said:
-                    self._said = True
-                    self.log("snapshots: cannot write into %s (%s); events go on without them (counted in "
-                             "edgekit_snapshot_errors_total)" % (self.directory, self.last_error))
+    def handle(self, item, image):
+        try:
+            self._write(item[0], item[1], image, item[2])
+        except Exception as exc:          # a full disk, a bad folder: degrade, say it once (counted by the base)
+            if self.metrics is not None:
+                self.metrics.inc("snapshot_errors_total")
+            if not self._said:
+                self._said = True
+                self.log("snapshots: cannot write into %s (%s: %s); events go on without them (counted in "
+                         "edgekit_snapshot_errors_total)" % (self.directory, type(exc).__name__, exc))
+            raise
+
+    def on_idle(self):
+        now = time.time()
+        if now >= self._next_upkeep:
+            self._next_upkeep = now + 1.0
+            self._retain(now)
 
     def _write(self, name, event, image, result):
         import cv2
@@ -360,18 +346,10 @@ class SnapshotWriter(object):
             except OSError:
                 pass
 
-    def close(self, timeout=2.0):
-        if self._thread is None:
-            return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            pass
-        self._thread.join(timeout)
-
     def stats(self):
-        return {"written": self.written, "dropped": self.dropped, "errors": self.errors, "deleted": self.deleted,
-                "bytes": self._bytes, "last_error": self.last_error}
+        out = super(SnapshotWriter, self).stats()
+        out.update({"written": self.written, "deleted": self.deleted, "bytes": self._bytes})
+        return out
 
 
 def _file_id(event_id):

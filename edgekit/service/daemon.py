@@ -286,6 +286,8 @@ class Daemon(object):
         from edgekit.service.analytics import AnalyticsHook, build_config
 
         config = build_config(config_mod.load_analytics(cfg), predictor.meta.labels, predictor.meta.task)
+        if self.http is not None:
+            self.http.analytics_pending = False
         if config is None:
             if self.events_jsonl is not None or self.snapshots is not None:
                 warn("outputs.events / outputs.snapshots are set but there is no analytics section: no events")
@@ -371,6 +373,7 @@ class Daemon(object):
             http = cfg["outputs"]["http"]
             if http["listen"]:
                 self.http = self._build_http(http)
+                self.http.analytics_pending = cfg["analytics"] is not None
                 sinks.append(self.http)
             mqtt = cfg["outputs"]["mqtt"]
             if mqtt["host"]:

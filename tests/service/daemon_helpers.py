@@ -41,7 +41,6 @@ def ultralytics_like_yolov8(path, size=64, labels=("person", "car")):
     1 x (4+C) x N) whose output is one fixed box: centre (32, 32), 20x20 input pixels, class 0 at 0.9.
     The graph still reads the image (0 * its mean is added), so the runner really runs."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     n = 3
@@ -58,6 +57,14 @@ def ultralytics_like_yolov8(path, size=64, labels=("person", "car")):
                                                                             [1, 3, size, size])],
                               [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(out.shape))],
                               initializer=inits)
+    return save_ultralytics(graph, path, labels, size)
+
+
+def save_ultralytics(graph, path, labels, size):
+    """Save ``graph`` at opset 13 with the metadata_props an Ultralytics YOLOv8 export writes."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     for key, value in (("names", repr(dict(enumerate(labels)))), ("stride", "32"), ("imgsz", repr([size, size])),
@@ -73,7 +80,6 @@ def centroid_detector(path, size=128, labels=("person", "car"), thresh=0.7):
     (channel mean > ``thresh`` after the 0..1 scaling) as one square ``person`` around their
     centroid, side sqrt(area), score 0.9 (0 when there are none). Output 1 x (4+C) x 1."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -109,14 +115,7 @@ def centroid_detector(path, size=128, labels=("person", "car"), thresh=0.7):
     graph = h.make_graph(nodes, "centroid", [h.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
                          [h.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + len(labels), 1])],
                          initializer=inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in (("names", repr(dict(enumerate(labels)))), ("stride", "32"), ("imgsz", repr([size, size])),
-                       ("task", "detect")):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-    return str(path)
+    return save_ultralytics(graph, path, labels, size)
 
 
 def square_path(n, frames=70, width=256, height=192, pause=10):

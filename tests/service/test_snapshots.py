@@ -75,6 +75,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
     names = [writer.submit(event(i), image(), RESULT) for i in range(5)]
     assert names[:2] == ["cam-1000-0.jpg", "cam-1001-1.jpg"] and names[2:] == [None, None, None]
     assert writer.dropped == 3 and metrics.get("snapshots_dropped_total") == 3
+    assert metrics.get("sink_dropped_total", sink="snapshots") == 3
 
 
 def test_a_write_error_is_counted_and_said_once(tmp_path):

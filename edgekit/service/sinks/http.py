@@ -329,6 +329,7 @@ class HttpServer(Sink):
                          if token else None)
         self._assets = {}
         self.analytics = None               # an AnalyticsHook, set by the daemon
+        self.analytics_pending = False      # configured, not built yet (the model is loading): 503
         self._describe_metrics()
 
     # -- Sink -------------------------------------------------------------------------------------
@@ -564,6 +565,8 @@ class HttpServer(Sink):
 
     # -- analytics ----------------------------------------------------------------------------------
     def _no_analytics(self):
+        if self.analytics_pending:
+            return json_response(503, {"error": "analytics starting (the model is loading)"}, {"Retry-After": "1"})
         return json_response(404, {"error": "no analytics configured",
                                    "hint": "add an analytics section to the serve config (docs/analytics.md)"})
 
