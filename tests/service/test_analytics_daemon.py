@@ -60,6 +60,26 @@ def test_serve_publishes_track_ids_and_events_that_track_reproduces(scene, tmp_p
     assert read_jsonl(offline) == got
 
 
+def test_serve_config_with_inline_rules_and_track_on_that_same_config(scene, tmp_path):
+    """`edgekit serve --config cams.yaml` with the rules inline; `edgekit track --config cams.yaml`
+    reads the same file's analytics and gives the same events."""
+    config = tmp_path / "cams.yaml"
+    config.write_text("device_id: door\nmodel: {path: %s}\nsource: {uri: %s}\noutputs:\n  jsonl: {path: results.jsonl}\n"
+                      "  events: {path: events.jsonl}\nanalytics:\n%s" % (
+                          scene["model"], scene["video"], "".join("  " + line + "\n" for line in DOOR_RULES.splitlines())))
+    proc = run_serve(["--config", str(config)])
+    assert proc.returncode == 0, proc.stderr
+    got = read_jsonl(tmp_path / "events.jsonl")
+    assert [(e["type"], e["rule"], e["direction"]) for e in got] == EXPECTED
+    out = subprocess.run(edgekit_cmd() + ["track", str(tmp_path / "results.jsonl"), "--config", str(config), "--out",
+                                          str(tmp_path / "tracks.txt"), "--events", str(tmp_path / "offline.jsonl"),
+                                          "--camera", "door"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                         env=env_with_project())
+    assert out.returncode == 0, out.stderr
+    assert read_jsonl(tmp_path / "offline.jsonl") == got
+
+
 @pytest.mark.parametrize("rules, message", [
     ("zones: [{name: a, points: [[0, 0], [1, 1]]}]", "config key analytics.zones[0].points needs at least 3 points"),
     ("lines: [{name: a, points: [[0, 0], [1, 1]], classes: [persn]}]",
