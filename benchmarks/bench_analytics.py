@@ -28,8 +28,8 @@ sys.path.insert(0, HERE)
 from _common import claim, make_video, median, write  # noqa: E402
 from bench_daemon import open_daemon_predictor, run_for, steady_fps  # noqa: E402
 
-REPEATS = 6
-DAEMON_SECONDS = 2.0
+REPEATS = 10
+DAEMON_SECONDS = 1.5
 MODELS = (("light", 16, 3), ("small", 40, 4))      # name, channels, conv layers
 GOAL = 0.95
 SIZE = 160
