@@ -91,9 +91,12 @@ class AnalyticsHook(object):
 
     def _events(self, events, image, result):
         changed = []
+        geometry = None
+        if self.snapshots is not None:      # the rules as drawn on the snapshot (pixels on this frame)
+            geometry = [(r.rule.kind, r.points) for r in self.analytics.runners if r.points]
         for event in events:
             if self.snapshots is not None:
-                event["snapshot"] = self.snapshots.submit(event, image, result)
+                event["snapshot"] = self.snapshots.submit(event, image, result, geometry)
             self._recent.append(event)
             for sink in self.event_sinks:
                 sink.submit(event)
@@ -273,10 +276,11 @@ class SnapshotWriter(QueuedSink):
         self._files.extend(found)
         self._bytes = sum(f[2] for f in found)
 
-    def submit(self, event, image, result=None):
-        """Queue the event's snapshot; returns its file name (the event's ``snapshot``), or None when dropped."""
+    def submit(self, event, image, result=None, geometry=None):
+        """Queue the event's snapshot (``geometry``: [(kind, pixel points)] of the rules, drawn on it);
+        returns its file name (the event's ``snapshot``), or None when dropped."""
         name = _file_id(event["id"])
-        if not super(SnapshotWriter, self).submit((name, event, result), image):
+        if not super(SnapshotWriter, self).submit((name, event, result, geometry), image):
             if self.metrics is not None:
                 self.metrics.inc("snapshots_dropped_total")
             return None
@@ -288,7 +292,7 @@ class SnapshotWriter(QueuedSink):
 
     def handle(self, item, image):
         try:
-            self._write(item[0], item[1], image, item[2])
+            self._write(item[0], item[1], image, item[2], item[3])
         except Exception as exc:          # a full disk, a bad folder: degrade, say it once (counted by the base)
             if self.metrics is not None:
                 self.metrics.inc("snapshot_errors_total")
@@ -304,13 +308,16 @@ class SnapshotWriter(QueuedSink):
             self._next_upkeep = now + 1.0
             self._retain(now)
 
-    def _write(self, name, event, image, result):
+    def _write(self, name, event, image, result, geometry=None):
         import cv2
 
         from edgekit.fsutil import atomic_write_bytes
         from edgekit.vision.draw import annotate
 
         frame = annotate(image, result, labels=self.labels, caption="%s %s" % (event["type"], event["rule"]))
+        for kind, points in geometry or ():     # lines yellow, zones blue (BGR), as on the status page
+            pts = np.array([[int(round(x)), int(round(y))] for x, y in points], np.int32)
+            cv2.polylines(frame, [pts], kind == "zone", (61, 211, 255) if kind == "line" else (255, 166, 88), 2)
         x1, y1, x2, y2 = [int(round(v)) for v in event["box"]]
         cv2.rectangle(frame, (x1, y1), (x2, y2), (255, 255, 255), 3)
         h, w = image.shape[:2]

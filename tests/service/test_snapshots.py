@@ -44,6 +44,7 @@ def test_frame_and_crop_written_and_oldest_removed_beyond_max_mb(tmp_path):
         assert crop.shape[:2] == (60 + 2 * 7, 40 + 2 * 5) and crop[35, 25].min() > 200
         full = cv2.imread(str(tmp_path / "cam-1000-0.jpg"))
         assert full.shape[:2] == (120, 160)
+
         assert not [n for n in os.listdir(str(tmp_path)) if not n.endswith(".jpg")]     # no temp files left
         writer.max_bytes = os.path.getsize(str(tmp_path / "cam-1000-0.jpg")) * 3     # room for about one event
         for i in range(1, 4):
@@ -54,6 +55,21 @@ def test_frame_and_crop_written_and_oldest_removed_beyond_max_mb(tmp_path):
         assert writer.stats()["bytes"] <= writer.max_bytes
     finally:
         writer.close()
+
+
+def test_the_rules_are_drawn_on_the_frame(tmp_path):
+    import cv2
+
+    writer = SnapshotWriter(str(tmp_path)).start()
+    try:
+        writer.submit(event(9), image(), RESULT, geometry=[("line", [(10.0, 110.0), (150.0, 110.0)])])
+        assert wait(lambda: writer.written == 1)
+    finally:
+        writer.close()
+    drawn = cv2.imread(str(tmp_path / "cam-1009-9.jpg"))
+    b, g, r = [int(v) for v in drawn[110, 80]]
+    assert abs(r - 255) < 40 and abs(g - 211) < 40 and b < 110, (b, g, r)          # the line, yellow
+    assert max(abs(int(v) - 30) for v in drawn[100, 80]) < 25                       # the floor beside it
 
 
 def test_files_older_than_max_age_go_also_those_from_before_a_restart(tmp_path):
