@@ -30,11 +30,15 @@ from edgekit.errors import ConfigError
 
 
 class FrameResult(object):
-    __slots__ = ("tracks", "events")
+    """``tracks`` (M x 7), ``events`` (dicts) and ``det_track_ids``: for each detection given to
+    ``update``, the id of the confirmed track it was matched to on this frame, or None."""
 
-    def __init__(self, tracks, events):
+    __slots__ = ("tracks", "events", "det_track_ids")
+
+    def __init__(self, tracks, events, det_track_ids=None):
         self.tracks = tracks
         self.events = events
+        self.det_track_ids = det_track_ids
 
     def boxes(self, label_of):
         """The tracks as the daemon's detection dicts, with ``track_id``."""
@@ -95,6 +99,10 @@ class CameraAnalytics(object):
                 r.shift_time(self.t - t)
             self._trails = {}
         tracks = self.tracker.update(dets, t)
+        det_ids = [None] * len(dets)
+        for tid, i in zip(*(a.tolist() for a in self.tracker.matched)):
+            if tid > 0:
+                det_ids[i] = tid
         self.t = float(t)
         self.frames += 1
         events = []
@@ -115,7 +123,7 @@ class CameraAnalytics(object):
         if self.trail_s > 0 and len(tracks):
             self._trail(tracks)
         self.events_total += len(events)
-        return FrameResult(tracks, events)
+        return FrameResult(tracks, events, det_ids)
 
     def _trail(self, tracks):
         t = self.t

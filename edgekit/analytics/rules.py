@@ -68,6 +68,8 @@ class _RuleRunner(object):
         if self.points is None or not len(tracks):
             return None
         rule = self.rule
+        if rule.classes is None and rule.min_score <= 0:
+            return tracks                       # every track (scores are never negative)
         keep = [i for i, (score, cls) in enumerate(tracks[:, 5:7].tolist())
                 if score >= rule.min_score and rule.accepts(label_of(int(cls)), int(cls))]
         return tracks[keep] if keep else None

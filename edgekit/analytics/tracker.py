@@ -119,6 +119,7 @@ class _Tracker(object):
         self.frames = 0
         self.t = None
         self.removed_ids = []          # confirmed ids deleted by the last update
+        self.matched = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         self._empty()
 
     def _empty(self):
@@ -153,6 +154,7 @@ class _Tracker(object):
             iou[self.cls[:, None] != dets[None, :, 5].astype(np.int64)] = -1.0
         rows, det_idx, may_birth = self._associate(iou, dets)
         self._apply(rows, dets[det_idx], t)
+        self.matched = (self.ids[rows].copy(), det_idx)      # (track id or 0, detection index) pairs
         may_birth[det_idx] = False
         seen = np.zeros(len(self.ids), dtype=bool)
         seen[rows] = True

@@ -33,6 +33,9 @@ FLAG_KEYS = (
     ("workers", "pipeline.workers"),
     ("chunk", "pipeline.chunk"),
     ("summary", "summary"),
+    ("analytics", "analytics"),
+    ("events", "outputs.events.path"),
+    ("snapshots", "outputs.snapshots.dir"),
 )
 
 
@@ -51,6 +54,11 @@ def add_arguments(parser):
     _args.add_frames(parser, help="stop after N processed frames")
     parser.add_argument("--summary", metavar="FILE", help="write a JSON summary at exit (frames, dropped, fps, "
                         "reconnects, latency_ms per stage)")
+    parser.add_argument("--analytics", metavar="RULES.yaml", help="track objects and count them on lines and "
+                        "zones (the file `edgekit track --config` reads; docs/analytics.md)")
+    parser.add_argument("--events", metavar="FILE", help="with analytics: append events to FILE (JSON Lines)")
+    parser.add_argument("--snapshots", metavar="DIR", help="with analytics: keep each event's frame and crop "
+                        "(JPEG) in DIR")
     parser.add_argument("--loop", action="store_true", default=None, help="start files and folders again at the end")
     parser.add_argument("--fast", action="store_true", help="video files: every frame as fast as possible "
                         "instead of at the file's frame rate")

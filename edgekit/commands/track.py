@@ -24,7 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--tracker", default=None, metavar="NAME",
                         help="bytetrack or iou (default: the config's tracker, else bytetrack)")
     parser.add_argument("--config", metavar="RULES.yaml", help="lines, zones and tracker settings (the analytics "
-                        "mapping of a camera; a top-level `analytics:` key is also accepted)")
+                        "mapping of a camera; a top-level `analytics:` key is also accepted, so is the serve config)")
     parser.add_argument("--events", metavar="EVENTS.jsonl", help="write the events here (needs --config)")
     parser.add_argument("--fps", type=float, metavar="F", help="frames per second for frame times (MOT files; "
                         "with JSON Lines it replaces ts_capture)")
@@ -66,8 +66,14 @@ def _load_rules(path, labels, frame_size, tracker):
                 data = yaml.safe_load(handle) or {}
         except yaml.YAMLError as exc:
             raise ConfigError("--config %s is not valid YAML: %s" % (path, " ".join(str(exc).split())))
-        if isinstance(data, dict) and set(data) == {"analytics"}:
-            data = data["analytics"]
+        if isinstance(data, dict) and "analytics" in data and (set(data) == {"analytics"} or "model" in data
+                                                               or "source" in data):
+            data = data["analytics"]            # a serve config: its analytics (a mapping, or its rules file)
+            if isinstance(data, str):
+                from edgekit.service.config import load_analytics
+
+                rules = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(data))
+                data = load_analytics({"analytics": rules})
     if tracker:
         if not isinstance(data, dict):
             data = {}

@@ -110,6 +110,24 @@ SCHEMA = {
             "backups": Key(int, 5, check=at_least(0)),
             "queue": Key(int, 256, check=at_least(1)),
         },
+        "events": {
+            "path": Key(OPT_STR, None, path=True, doc="append analytics events to this JSON Lines file (one event a "
+                        "line, rotated like outputs.jsonl); off when null"),
+            "max_bytes": Key(int, 10 * 1024 * 1024, check=at_least(1024), doc="rotate the events file at this size"),
+            "backups": Key(int, 5, check=at_least(0), doc="rotated events files kept (.1, .2, ...)"),
+            "queue": Key(int, 256, check=at_least(1), doc="events waiting to be written at most (more are dropped "
+                         "and counted)"),
+        },
+        "snapshots": {
+            "dir": Key(OPT_STR, None, path=True, doc="write each event's annotated frame and object crop (JPEG) "
+                       "into this folder; off when null"),
+            "max_mb": Key(NUM, 500.0, check=at_least(1), doc="the folder's size bound: the oldest snapshots go "
+                          "first beyond it"),
+            "max_age_s": Key(NUM, 7 * 86400.0, check=at_least(1), doc="snapshots older than this are deleted"),
+            "queue": Key(int, 16, check=at_least(1), doc="events waiting for their snapshot at most (more get none, "
+                         "counted in edgekit_snapshots_dropped_total)"),
+            "jpeg_quality": Key(int, 85, check=at_least(1), doc="JPEG quality 1..100 of the snapshots"),
+        },
         "http": {
             "listen": Key(OPT_STR, None, doc="HOST:PORT; off when null"),
             "token_file": Key(OPT_STR, None, path=True),
@@ -127,6 +145,10 @@ SCHEMA = {
             "telemetry_interval_s": Key(NUM, 10.0, check=at_least(0.1)),
             "username": Key(OPT_STR, None),
             "password_file": Key(OPT_STR, None, path=True),
+            "discovery": Key(bool, True, doc="with analytics: publish Home Assistant MQTT discovery configs (retained) "
+                             "for the counts and zones"),
+            "discovery_prefix": Key(str, "homeassistant", doc="Home Assistant's discovery prefix (its MQTT "
+                                    "integration's setting)"),
             "tls": {            # `tls: true` is short for `tls: {enabled: true}`
                 "enabled": Key(bool, False, doc="TLS to the broker (system CAs unless ca_certs)"),
                 "ca_certs": Key(OPT_STR, None, path=True, doc="CA bundle that signed the broker's certificate"),
@@ -136,6 +158,10 @@ SCHEMA = {
             },
         },
     },
+    "analytics": Key((dict, str, type(None)), None, path=True,
+                     doc="tracking, lines and zones (docs/analytics.md): the mapping itself, or the path of a YAML "
+                     "file holding it (the file `edgekit track --config` reads); validated once the model's labels "
+                     "are known; off when null"),
     "summary": Key(OPT_STR, None, path=True, doc="write a JSON summary here at exit"),
 }
 
@@ -200,6 +226,21 @@ def _merge(schema, data, base_dir, prefix, out):
         if spec.path and isinstance(value, str) and base_dir is not None and _is_path(value, spec.path):
             value = os.path.join(base_dir, os.path.expanduser(value))
         out[name] = value
+
+
+def load_analytics(cfg):
+    """The ``analytics`` setting as a mapping (a path is read as YAML) or None; the key ConfigErrors name."""
+    value = cfg.get("analytics")
+    if not isinstance(value, str):
+        return value
+    from edgekit.yamlfile import load_yaml
+
+    if not os.path.isfile(value):
+        raise ConfigError("config key analytics: no such file %s" % value, hint="give the rules file's path")
+    data = load_yaml(value)
+    if isinstance(data, dict) and set(data) == {"analytics"}:
+        data = data["analytics"]
+    return data
 
 
 def _is_path(value, kind):

@@ -237,6 +237,9 @@ class Daemon(object):
         self.http = None
         self.mqtt = None
         self.jsonl = None
+        self.events_jsonl = None
+        self.snapshots = None
+        self.analytics = None
         self.stop_event = threading.Event()
         self._hup = threading.Event()
         self._thread = None
@@ -260,6 +263,7 @@ class Daemon(object):
         source = None
         try:
             predictor, backend, reason = load_predictor(cfg)
+            self.analytics = self._build_analytics(cfg, predictor)
             source = self._build_source(cfg, predictor)
             workers, why = resolve_workers(cfg["pipeline"]["workers"], backend, source)
             chunk = resolve_chunk(cfg["pipeline"]["chunk"], workers, source)
@@ -268,7 +272,7 @@ class Daemon(object):
                 self._start_source(source, workers)
                 self.pipeline = Pipeline(source, predictor, sinks=sinks, metrics=self.metrics,
                                          device_id=cfg["device_id"], overlap=cfg["pipeline"]["overlap"],
-                                         read_timeout=0.5, workers=workers, chunk=chunk)
+                                         read_timeout=0.5, workers=workers, chunk=chunk, analytics=self.analytics)
             except BaseException:
                 predictor.__exit__(None, None, None)
                 raise
@@ -281,6 +285,34 @@ class Daemon(object):
         self._label_http(predictor)
         self.metrics.describe("reloads_total", "counter", "SIGHUP reloads, by result.")
         return self
+
+    def _build_analytics(self, cfg, predictor):
+        """The analytics hook (tracker, rules, event outputs) once the model's labels are known; None
+        without an ``analytics`` section. A bad rule is a ConfigError naming its key."""
+        from edgekit.service.analytics import AnalyticsHook, build_config
+
+        config = build_config(config_mod.load_analytics(cfg), predictor.meta.labels, predictor.meta.task)
+        if self.http is not None:
+            self.http.analytics_pending = False
+        if config is None:
+            if self.events_jsonl is not None or self.snapshots is not None:
+                warn("outputs.events / outputs.snapshots are set but there is no analytics section: no events")
+            return None
+        sinks = [self.events_jsonl] if self.events_jsonl is not None else []
+        hook = AnalyticsHook(config, camera=cfg["device_id"], labels=predictor.meta.labels, metrics=self.metrics,
+                             event_sinks=sinks, mqtt=self.mqtt, snapshots=self.snapshots)
+        if self.mqtt is not None and cfg["outputs"]["mqtt"]["discovery"]:
+            from edgekit import __version__
+
+            self.mqtt.set_discovery(hook.discovery(), device_name="edgekit %s" % cfg["device_id"],
+                                    model=os.path.basename(cfg["model"]["path"]), version=__version__)
+        if self.http is not None:
+            self.http.analytics = hook
+        self.log("analytics: %s tracker, %d lines, %d zones%s" % (
+            config.tracker, len(config.lines), len(config.zones),
+            "; Home Assistant discovery under %s/" % self.mqtt.discovery_prefix
+            if self.mqtt is not None and cfg["outputs"]["mqtt"]["discovery"] else ""))
+        return hook
 
     def _build_source(self, cfg, predictor):
         """The configured source, not started yet (``_start_source`` starts it once the worker count is known)."""
@@ -313,15 +345,41 @@ class Daemon(object):
         self.log("results -> %s (rotating at %d bytes, %d backups)" % (path, out["max_bytes"], out["backups"]))
         return sink
 
+    def _build_events(self, cfg):
+        """The events JSON Lines file and the snapshot writer (outputs of the analytics)."""
+        from edgekit.service.analytics import SnapshotWriter
+        from edgekit.service.sinks.jsonl import JsonlSink
+
+        out = cfg["outputs"]["events"]
+        if out["path"]:
+            path = config_mod.check_output_path(out["path"], "outputs.events.path")
+            sink = JsonlSink(path, max_bytes=out["max_bytes"], backups=out["backups"], queue=out["queue"],
+                             metrics=self.metrics)
+            sink.name = "events"
+            self.events_jsonl = sink.start()
+            self.log("events -> %s (rotating at %d bytes, %d backups)" % (path, out["max_bytes"], out["backups"]))
+        snap = cfg["outputs"]["snapshots"]
+        if snap["dir"]:
+            self.snapshots = SnapshotWriter(snap["dir"], max_mb=snap["max_mb"], max_age_s=snap["max_age_s"],
+                                            queue_size=snap["queue"], jpeg_quality=snap["jpeg_quality"],
+                                            metrics=self.metrics).start()
+            self.log("snapshots -> %s (at most %g MB, %g s old)" % (self.snapshots.directory, snap["max_mb"],
+                                                                   snap["max_age_s"]))
+
     def _build_sinks(self, cfg):
         sinks = []
         try:
             self.jsonl = self._build_jsonl(cfg)
             if self.jsonl is not None:
                 sinks.append(self.jsonl)
+            self._build_events(cfg)
+            for extra in (self.events_jsonl, self.snapshots):
+                if extra is not None:
+                    sinks.append(_Extra(extra))
             http = cfg["outputs"]["http"]
             if http["listen"]:
                 self.http = self._build_http(http)
+                self.http.analytics_pending = cfg["analytics"] is not None
                 sinks.append(self.http)
             mqtt = cfg["outputs"]["mqtt"]
             if mqtt["host"]:
@@ -365,6 +423,7 @@ class Daemon(object):
                         metrics=self.metrics, status_fn=self.status,
                         telemetry_interval=mqtt["telemetry_interval_s"], username=mqtt["username"],
                         password=password, tls=tls)
+        sink.discovery_prefix = mqtt["discovery_prefix"]
         sink.start()
         self.log("MQTT to %s:%d%s, topics %s/%s/..." % (mqtt["host"], mqtt["port"], describe_tls(tls),
                                                        mqtt["topic_prefix"], cfg["device_id"]))
@@ -556,6 +615,21 @@ class Daemon(object):
     def _on_hup(self, signum, frame):
         self._hup.set()
 
+    def _reload_analytics(self, config):
+        """New rules between two frames; counts and track ids kept (CameraAnalytics.reload)."""
+        if self.analytics is None:
+            if config is not None:
+                warn("analytics added: restart the service to start it (a reload changes rules, not outputs)")
+            return
+        if config is None:
+            warn("analytics removed: restart the service to stop it (kept as it was)")
+            return
+        self.analytics.reload(config)
+        if self.mqtt is not None and self.cfg["outputs"]["mqtt"]["discovery"]:
+            self.mqtt.set_discovery(self.analytics.discovery())
+        self.log("analytics reloaded: %d lines, %d zones (counts and track ids kept)" % (
+            len(config.lines), len(config.zones)))
+
     def request_reload(self):
         self._hup.set()
 
@@ -570,8 +644,14 @@ class Daemon(object):
             for key, kept in (("workers", workers), ("chunk", self.pipeline.chunk)):
                 if cfg["pipeline"][key] != self.cfg["pipeline"][key]:
                     warn("pipeline.%s changed: restart the service to apply it (kept at %d)" % (key, kept))
+            analytics = None
             predictor = open_predictor(cfg, self.log, workers)
             try:
+                if self.analytics is not None or cfg["analytics"] is not None:
+                    from edgekit.service.analytics import build_config
+
+                    analytics = build_config(config_mod.load_analytics(cfg), predictor.meta.labels,
+                                             predictor.meta.task)
                 if cfg["source"] != self.cfg["source"]:
                     new_source = self._build_source(cfg, predictor)
                     resolve_chunk(self.cfg["pipeline"]["chunk"], workers, new_source)
@@ -588,7 +668,8 @@ class Daemon(object):
             warn("reload failed, keeping the old model and settings: %s" % self.last_reload_error)
             self.notifier.notify("READY=1", "STATUS=reload failed, old model kept: %s" % self.last_reload_error)
             return False
-        for key in ("http", "mqtt", "jsonl"):
+        self._reload_analytics(analytics)
+        for key in ("http", "mqtt", "jsonl", "events", "snapshots"):
             if cfg["outputs"][key] != self.cfg["outputs"][key]:
                 warn("outputs.%s changed: restart the service to apply it (kept as it was)" % key)
         old_predictor, old_source, _ = self.pipeline.replace(predictor=predictor, source=new_source)
@@ -603,6 +684,24 @@ class Daemon(object):
         self.log("reload done")
         self.notifier.notify("READY=1", "STATUS=reloaded")
         return True
+
+
+class _Extra(object):
+    """An analytics output (events file, snapshot writer) among the pipeline's sinks only to be
+    closed and reported with them: it takes its items from the analytics, not frames."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+
+    def submit(self, record, frame=None):
+        return True
+
+    def close(self, timeout=2.0):
+        self.inner.close(timeout)
+
+    def stats(self):
+        return self.inner.stats()
 
 
 def _exit_quietly(predictor):

@@ -107,7 +107,7 @@ class PipelineError(RuntimeError):
 
 class Pipeline(object):
     def __init__(self, source, predictor, sinks=(), metrics=None, device_id="edgekit", overlap="auto",
-                 read_timeout=0.5, max_samples=50000, workers=1, chunk=1):
+                 read_timeout=0.5, max_samples=50000, workers=1, chunk=1, analytics=None):
         from edgekit.errors import ConfigError
 
         if overlap not in OVERLAP_MODES:
@@ -130,6 +130,8 @@ class Pipeline(object):
         self.predictor = predictor
         self.sinks = list(sinks)
         self.metrics = metrics
+        self.analytics = analytics          # edgekit.service.analytics.AnalyticsHook or None
+        self.analytics_errors = 0
         self.device_id = device_id
         self.overlap = overlap
         self.read_timeout = read_timeout
@@ -359,12 +361,30 @@ class Pipeline(object):
                   "ts_published": round(time.time(), 6), "result": result,
                   "latency_ms": dict((k, round(v, 3)) for k, v in ms.items())}
         self.frame_size = (frame.image.shape[1], frame.image.shape[0])
+        if self.analytics is not None:      # here the frames come in reading order: the tracker needs it
+            self._analyse(record, frame.image)
         for sink in self.sinks:
             sink.submit(record, frame.image)
         t5 = time.perf_counter()
         ms["output"] = (t5 - t4) * 1000.0
         ms["end_to_end"] = (t5 - t_pre) * 1000.0
         self._account(ms, t5, result)
+
+    def _analyse(self, record, image):
+        """Tracks, rules and events for this frame; a fault is counted and the frame still published.
+        A rule that does not fit the frame (pixels outside it, known at the first frame) stops the
+        daemon: a ConfigError, exit 2."""
+        from edgekit.errors import UserError
+
+        try:
+            self.analytics.process(record, image)
+        except UserError:
+            raise
+        except Exception as exc:
+            self.analytics_errors += 1
+            self.last_error = "analytics: %s: %s" % (type(exc).__name__, exc)
+            if self.metrics is not None:
+                self.metrics.inc("analytics_errors_total")
 
     # -- several workers ------------------------------------------------------------------
     def _run_workers(self, max_frames, stop_event):

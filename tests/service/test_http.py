@@ -525,3 +525,13 @@ def test_ipv6_loopback(server):
     assert s.url == "http://[::1]:%d/" % s.port
     with urllib.request.urlopen(s.url + "healthz", timeout=10) as resp:
         assert json.loads(resp.read())["status"] == "ok"
+
+
+def test_analytics_routes_without_analytics_say_so(server):
+    s = server()
+    for path in ("/v1/events", "/v1/counts", "/v1/tracks", "/v1/events/x-1-1/snapshot.jpg"):
+        status, _, body = request(s, path)
+        assert status == 404 and "no analytics configured" in json.loads(body.decode())["error"]
+    s.analytics_pending = True                  # configured; the daemon is still loading the model
+    status, headers, body = request(s, "/v1/counts")
+    assert status == 503 and headers["retry-after"] == "1" and "starting" in json.loads(body.decode())["error"]

@@ -359,3 +359,28 @@ def test_username_and_password(make_broker, watchers, tmp_path, record):
     finally:
         good.close()
         bad.close(timeout=0.5)
+
+
+def test_events_and_counts_outlive_a_broker_outage(broker, watchers, sinks):
+    """Events wait in the bounded buffer while the broker is away; a count changed meanwhile is
+    published at its latest value once it is back, retained."""
+    w = watchers(broker.port, ["edgekit/cam5/events", "edgekit/cam5/counts/#"], client_id="watcher-cam5", clean=False)
+    sink = sinks(broker.port, device_id="cam5", telemetry_interval=None)
+    assert sink.wait_connected(10)
+    sink.set_counts("door", {"type": "line", "in": 0, "out": 0})
+    assert w.wait(lambda: w.on("/counts/door"))
+    broker.stop()
+    assert w.wait(lambda: not sink.connected, 10)
+    for i in range(5):
+        sink.submit_event({"id": "cam5-1-%d" % i, "type": "line_crossed"})
+        sink.set_counts("door", {"type": "line", "in": i + 1, "out": 0})
+    broker.start()
+    assert sink.wait_connected(15)
+    assert w.wait(lambda: len(set(m[1]["id"] for m in w.on("/events"))) == 5, 20), sink.stats()
+    assert [m[1]["id"] for m in w.on("/events")][:5] == ["cam5-1-%d" % i for i in range(5)]
+    assert all(m[2] == 1 and not m[3] for m in w.on("/events"))             # QoS 1, not retained
+    assert w.wait(lambda: w.on("/counts/door")[-1][1]["in"] == 5)
+    assert len(w.on("/counts/door")) <= 3                                    # the latest value, not every step
+    late = watchers(broker.port, ["edgekit/cam5/counts/#"])
+    assert late.wait(lambda: late.on("/counts/door"))
+    assert late.on("/counts/door")[0][1]["in"] == 5 and late.on("/counts/door")[0][3] is True   # retained

@@ -102,11 +102,125 @@
     error.textContent = status.last_error ? "last error: " + status.last_error : "";
   }
 
+  // -- analytics: lines, zones, tracks with trails drawn over the stream; counts; recent events ----
+  var LINE = "#ffd33d", ZONE = "#58a6ff", EVENTS_SHOWN = 12;
+  var lastEvent = null, eventsSeen = [];
+
+  function drawOverlay(state) {
+    var canvas = $("overlay");
+    if (!state.frame_size) { return; }
+    canvas.hidden = false;
+    canvas.width = state.frame_size[0];
+    canvas.height = state.frame_size[1];
+    var g = canvas.getContext("2d");
+    var unit = Math.max(1, canvas.width / 320);
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    g.font = Math.round(11 * unit) + "px sans-serif";
+    g.lineWidth = 2 * unit;
+    Object.keys(state.rules || {}).forEach(function (name) {
+      var rule = state.rules[name], pts = rule.points;
+      if (!pts || !pts.length) { return; }
+      g.beginPath();
+      g.moveTo(pts[0][0], pts[0][1]);
+      pts.slice(1).forEach(function (p) { g.lineTo(p[0], p[1]); });
+      var label;
+      if (rule.type === "zone") {
+        g.closePath();
+        g.fillStyle = "rgba(88,166,255,0.15)";
+        g.fill();
+        g.strokeStyle = ZONE;
+        label = name + ": " + rule.occupied + " inside";
+      } else {
+        g.strokeStyle = LINE;
+        label = name + ": in " + rule.in_total + " / out " + rule.out_total;
+      }
+      g.stroke();
+      g.fillStyle = rule.type === "zone" ? ZONE : LINE;
+      var at = rule.type === "zone" ? pts[0] : [(pts[0][0] + pts[1][0]) / 2, (pts[0][1] + pts[1][1]) / 2];
+      var width = g.measureText(label).width;
+      g.fillText(label, Math.min(Math.max(0, at[0] + 3 * unit), canvas.width - width),
+                 Math.max(12 * unit, at[1] + 12 * unit));
+    });
+    (state.tracks || []).forEach(function (track) {
+      var colour = PALETTE[track["class"] % PALETTE.length];
+      g.strokeStyle = colour;
+      g.fillStyle = colour;
+      var trail = track.trail || [];
+      if (trail.length > 1) {
+        g.beginPath();
+        g.moveTo(trail[0][0], trail[0][1]);
+        trail.slice(1).forEach(function (p) { g.lineTo(p[0], p[1]); });
+        g.stroke();
+      }
+      var b = track.box;
+      g.fillText("#" + track.track_id + (track.lost ? " (lost)" : ""), b[0],
+                 Math.min(canvas.height - 2 * unit, b[3] + 12 * unit));
+    });
+  }
+
+  function showCounts(state) {
+    var body = $("counts").tBodies[0];
+    body.textContent = "";
+    Object.keys(state.rules || {}).forEach(function (name) {
+      var rule = state.rules[name], tr = body.insertRow();
+      tr.setAttribute("data-rule", name);
+      tr.insertCell().textContent = name;
+      tr.insertCell().textContent = rule.type === "zone" ?
+        rule.occupied + " inside, " + rule.entered_total + " entered" :
+        "in " + rule.in_total + " / out " + rule.out_total;
+    });
+    text("tracks", state.tracks_active + (state.tracks_active === 1 ? " track" : " tracks") + ", " +
+      state.events_total + " events");
+  }
+
+  function when(t) {
+    var d = new Date(t * 1000);
+    return d.toLocaleTimeString();
+  }
+
+  function showEvents(events) {
+    if (!events.length) { return; }
+    lastEvent = events[events.length - 1].id;
+    eventsSeen = eventsSeen.concat(events).slice(-EVENTS_SHOWN);
+    var list = $("events");
+    list.textContent = "";
+    eventsSeen.slice().reverse().forEach(function (e) {
+      var li = document.createElement("li");
+      li.setAttribute("data-event", e.id);
+      if (e.snapshot) {
+        var img = document.createElement("img");
+        img.alt = e.type;
+        img.src = "v1/events/" + encodeURIComponent(e.id) + "/crop.jpg";
+        li.appendChild(img);
+      }
+      var what = document.createElement("span");
+      what.textContent = e.type.replace("_", " ") + " " + e.rule + (e.direction ? " " + e.direction : "") +
+        " #" + e.track_id + " " + e.label;
+      var at = document.createElement("span");
+      at.className = "when";
+      at.textContent = " " + when(e.time);
+      what.appendChild(at);
+      li.appendChild(what);
+      list.appendChild(li);
+    });
+  }
+
+  function pollAnalytics() {
+    var url = "v1/events?limit=" + EVENTS_SHOWN + (lastEvent ? "&since=" + encodeURIComponent(lastEvent) : "");
+    return Promise.all([getJSON("v1/tracks"), getJSON(url)]).then(function (answers) {
+      if (answers[0].status === 404) { $("analytics").hidden = true; return; }
+      $("analytics").hidden = false;
+      if (answers[0].ok) { drawOverlay(answers[0].body); showCounts(answers[0].body); }
+      if (answers[1].ok) { showEvents(answers[1].body.events || []); }
+    });
+  }
+
   function poll() {
     Promise.all([getJSON("v1/status"), getJSON("v1/latest")]).then(function (answers) {
       if (answers[0].ok) { showStatus(answers[0].body); }
       if (answers[1].ok) { showResult(answers[1].body); }
       if (answers[0].status === 401) { $("ready").textContent = "unauthorized: open /?token=..."; }
+      return pollAnalytics();
     }).catch(function () {
       var ready = $("ready");
       ready.textContent = "offline";

@@ -73,6 +73,7 @@ class QueuedSink(Sink):
             except queue.Empty:
                 if self._stop.is_set():
                     break
+                self.on_idle()
                 continue
             if item is None:
                 break
@@ -94,6 +95,9 @@ class QueuedSink(Sink):
 
     def on_close(self):
         pass
+
+    def on_idle(self):
+        """Called on the worker thread when nothing came for 0.1 s (periodic upkeep)."""
 
     def close(self, timeout=2.0):
         """Drain what is queued (within ``timeout``), then stop the worker."""

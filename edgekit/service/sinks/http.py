@@ -14,6 +14,11 @@ Routes (GET and HEAD only; anything else 405):
   /v1/status          status_fn() plus the server's own figures (JSON)
   /v1/snapshot.jpg    the latest frame, annotated, JPEG
   /v1/stream.mjpg     multipart/x-mixed-replace annotated stream; at most max_streams at once (503 beyond)
+  with analytics (``analytics``: an AnalyticsHook; 404 without):
+  /v1/events          recent events, oldest first: ?since=<event id or unix time>&limit=N (default 100)
+  /v1/events/<id>/snapshot.jpg, /v1/events/<id>/crop.jpg   the event's snapshot files (404 when none)
+  /v1/counts          {rule: counts} as published on MQTT counts/<rule>
+  /v1/tracks          live tracks with short trails, the rules' geometry in pixels and their state
   /  /app.js /style.css   the status page, from the package's own assets (held in memory)
 
 Security: a host that is not loopback needs a token (ConfigError otherwise). Without a token, only
@@ -323,6 +328,8 @@ class HttpServer(Sink):
         self._session = (hmac.new(token.encode("utf-8"), b"edgekit-session", hashlib.sha256).hexdigest()
                          if token else None)
         self._assets = {}
+        self.analytics = None               # an AnalyticsHook, set by the daemon
+        self.analytics_pending = False      # configured, not built yet (the model is loading): 503
         self._describe_metrics()
 
     # -- Sink -------------------------------------------------------------------------------------
@@ -439,20 +446,24 @@ class HttpServer(Sink):
         if auth is not True:
             return self._reply(handler, route, auth, head)
         name = ROUTES.get(path)
-        if name == "stream":
+        if name is None and path.startswith("/v1/events/"):
+            route = "/v1/events/<id>"
+            response = self._call_route("event_file", path)
+        elif name == "stream":
             return self._stream(handler, head)
-        if name is not None:
-            response = self._call_route(name)
+        elif name is not None:
+            response = self._call_route(name, parts.query if name == "events" else None)
         elif path in ASSETS:
             response = self._asset(path, parts.query)
         else:
             response = json_response(404, {"error": "not found"})
         self._reply(handler, route, response, head)
 
-    def _call_route(self, name):
+    def _call_route(self, name, arg=None):
         """A fault in a route (drawing, encoding, a broken record) is a 500 for that request only."""
         try:
-            return getattr(self, "_route_" + name)()
+            route = getattr(self, "_route_" + name)
+            return route() if arg is None else route(arg)
         except Exception as exc:
             self.last_error = "%s: %s: %s" % (name, type(exc).__name__, exc)
             self.metrics.inc("http_errors_total", route=name)
@@ -552,6 +563,53 @@ class HttpServer(Sink):
             return json_response(503, {"error": "no frame yet"}, {"Retry-After": "1"})
         return Response(200, "image/jpeg", jpeg)
 
+    # -- analytics ----------------------------------------------------------------------------------
+    def _no_analytics(self):
+        if self.analytics_pending:
+            return json_response(503, {"error": "analytics starting (the model is loading)"}, {"Retry-After": "1"})
+        return json_response(404, {"error": "no analytics configured",
+                                   "hint": "add an analytics section to the serve config (docs/analytics.md)"})
+
+    def _route_events(self, query=""):
+        if self.analytics is None:
+            return self._no_analytics()
+        args = parse_qs(query or "")
+        since = args.get("since", [None])[0]
+        limit = args.get("limit", ["100"])[0]
+        try:
+            limit = int(limit)
+            if limit < 0:
+                raise ValueError
+        except ValueError:
+            return json_response(400, {"error": "limit must be an integer >= 0, got %r" % limit})
+        try:
+            events = self.analytics.events(since=since, limit=limit)
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {"events": events, "total": self.analytics.events_total})
+
+    def _route_event_file(self, path):
+        if self.analytics is None:
+            return self._no_analytics()
+        parts = path.split("/")          # "", "v1", "events", id, file
+        if len(parts) != 5 or parts[4] not in ("snapshot.jpg", "crop.jpg"):
+            return json_response(404, {"error": "not found", "hint": "/v1/events/<id>/snapshot.jpg or crop.jpg"})
+        found = self.analytics.snapshot_file(parts[3], "crop" if parts[4] == "crop.jpg" else "frame")
+        if found is None:
+            return json_response(404, {"error": "no snapshot for event %r" % parts[3]})
+        with open(found, "rb") as handle:
+            return Response(200, "image/jpeg", handle.read())
+
+    def _route_counts(self):
+        if self.analytics is None:
+            return self._no_analytics()
+        return json_response(200, {"counts": self.analytics.counts()})
+
+    def _route_tracks(self):
+        if self.analytics is None:
+            return self._no_analytics()
+        return json_response(200, self.analytics.state())
+
     def _stream(self, handler, head):
         if not self._stream_slot():
             self.metrics.inc("http_rejected_total", reason="streams")
@@ -635,6 +693,9 @@ ROUTES = {
     "/v1/status": "status",
     "/v1/snapshot.jpg": "snapshot",
     "/v1/stream.mjpg": "stream",
+    "/v1/events": "events",
+    "/v1/counts": "counts",
+    "/v1/tracks": "tracks",
 }
 
 

@@ -6,6 +6,12 @@ Topics (``<prefix>/<device>/...``):
   results    one message per record (QoS ``qos``, default 1)
   telemetry  retained {"device", "fps", "frames", "dropped", "model", "precision", "temperature_c",
              "temperatures", "ts"} every ``telemetry_interval`` seconds
+  events     with analytics: one message per event (QoS ``qos``, not retained; docs/reference/events.md),
+             through the same bounded buffer as the results
+  counts/<rule>  with analytics: retained, the rule's counts, published when they change (the latest
+             value of each topic is kept and published again after every reconnect)
+  <discovery_prefix>/<component>/<device>/<object>/config  retained Home Assistant discovery configs
+             (``set_discovery``); a removed rule's configs are cleared with an empty retained message
 
 ``submit`` never blocks: records go to a bounded buffer (``buffer`` records). While the broker is
 away they wait there; when it is full the oldest is dropped and counted (``dropped``,
@@ -114,6 +120,15 @@ def new_client(client_id):
     return mqtt.Client(client_id=client_id, clean_session=True)
 
 
+class _Message(object):
+    """A buffered publish other than a result: events, retained counts and discovery configs."""
+
+    __slots__ = ("topic", "payload", "retain")
+
+    def __init__(self, topic, payload, retain=False):
+        self.topic, self.payload, self.retain = topic, payload, retain
+
+
 class MqttSink(Sink):
     name = "mqtt"
     wants_frames = False
@@ -147,7 +162,13 @@ class MqttSink(Sink):
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.thermal_root = thermal_root
         base = "%s/%s" % (topic_prefix, device_id)
-        self.topics = {"status": base + "/status", "results": base + "/results", "telemetry": base + "/telemetry"}
+        self.topics = {"status": base + "/status", "results": base + "/results", "telemetry": base + "/telemetry",
+                       "events": base + "/events", "counts": base + "/counts"}
+        self._retained = collections.OrderedDict()     # topic -> payload (b"" clears it), latest wins
+        self._dirty = collections.OrderedDict()        # topics to (re)publish once connected
+        self._discovered = {}                          # rule -> [config topics]
+        self.discovery_prefix = "homeassistant"
+        self.device_info = {}
         self._buffer = collections.deque()
         self.buffer_size = buffer
         self._cond = threading.Condition()
@@ -178,6 +199,49 @@ class MqttSink(Sink):
         if dropped and self.metrics is not None:
             self.metrics.inc("mqtt_dropped_total")
         return not dropped
+
+    def submit_event(self, event):
+        """An analytics event to ``events``, through the results' bounded buffer (QoS ``qos``)."""
+        return self.submit(_Message(self.topics["events"], event))
+
+    def set_counts(self, rule, counts):
+        """The retained counts of ``rule`` (a JSON-ready dict; None clears the topic)."""
+        self.set_retained("%s/%s" % (self.topics["counts"], rule), b"" if counts is None else dumps(counts))
+
+    def set_retained(self, topic, payload):
+        """Keep ``topic``'s latest ``payload`` and publish it retained (again after each reconnect);
+        an empty payload clears the retained message on the broker once and is then forgotten."""
+        with self._cond:
+            self._retained[topic] = payload
+            self._dirty[topic] = True
+            self._cond.notify_all()
+
+    def set_discovery(self, rules, device_name=None, model=None, version=None):
+        """Home Assistant MQTT discovery: ``rules`` = {rule: [(component, object_id, config)]}
+        (AnalyticsHook.discovery). Each config gains the state topic (the rule's counts), a
+        unique_id, the device block and the availability (the ``status`` topic's state); the
+        configs of rules no longer given are cleared."""
+        if device_name is not None:
+            self.device_info = {"identifiers": ["edgekit_%s" % self.device_id], "name": device_name,
+                                "manufacturer": "edgekit", "model": model or "edgekit serve",
+                                "sw_version": version or ""}
+        for rule in sorted(set(self._discovered) - set(rules)):
+            for topic in self._discovered.pop(rule):
+                self.set_retained(topic, b"")
+        for rule, items in rules.items():
+            topics = []
+            for component, object_id, config in items:
+                uid = "edgekit_%s_%s" % (self.device_id, object_id)
+                topic = "%s/%s/%s/%s/config" % (self.discovery_prefix, component, self.device_id, object_id)
+                payload = dict(config, unique_id=uid, object_id=uid, state_topic="%s/%s" % (self.topics["counts"], rule),
+                               availability_topic=self.topics["status"],
+                               availability_template="{{ value_json.state }}", payload_available="online",
+                               payload_not_available="offline", device=self.device_info)
+                self.set_retained(topic, dumps(payload))
+                topics.append(topic)
+            for topic in set(self._discovered.get(rule, ())) - set(topics):
+                self.set_retained(topic, b"")
+            self._discovered[rule] = topics
 
     def stats(self):
         with self._cond:
@@ -259,6 +323,8 @@ class MqttSink(Sink):
         with self._cond:
             self._connected = True
             self.connects += 1
+            for topic in self._retained:
+                self._dirty[topic] = True
             self._cond.notify_all()
         if self.metrics is not None and self.connects > 1:
             self.metrics.inc("mqtt_reconnects_total")
@@ -297,9 +363,18 @@ class MqttSink(Sink):
         return True
 
     def _take_batch(self):
-        """Records to send now: while connected, up to the in-flight window (QoS>0)."""
+        """Records to send now: while connected, up to the in-flight window (QoS>0); retained
+        topics that changed go first (each at its latest payload)."""
         batch = []
         window = self.max_inflight - (self._handed - self._acked) if self.qos > 0 else len(self._buffer)
+        while self._connected and self._dirty and len(batch) < window:
+            topic, _ = self._dirty.popitem(last=False)
+            payload = self._retained.get(topic)
+            if payload is None:
+                continue
+            if payload == b"":
+                del self._retained[topic]
+            batch.append(_Message(topic, payload, retain=True))
         while self._connected and self._buffer and len(batch) < window:
             batch.append(self._buffer.popleft())
         return batch
@@ -311,7 +386,7 @@ class MqttSink(Sink):
             with self._cond:
                 batch = self._take_batch()
                 while not batch:
-                    if self._stopping and (not self._buffer or not self._connected
+                    if self._stopping and ((not self._buffer and not self._dirty) or not self._connected
                                            or time.time() >= self._deadline):
                         return
                     now = time.time()
@@ -325,7 +400,12 @@ class MqttSink(Sink):
                     self._buffer.extendleft(reversed(batch))      # not sent: counted as buffered
                 return
             for record in batch:
-                if self._publish(self.topics["results"], dumps(record)):
+                if isinstance(record, _Message):
+                    payload = record.payload if isinstance(record.payload, (bytes, str)) else dumps(record.payload)
+                    if self._publish(record.topic, payload, retain=record.retain, qos=max(self.qos, 1)
+                                     if record.retain else None) and not record.retain:
+                        self.published += 1
+                elif self._publish(self.topics["results"], dumps(record)):
                     self.published += 1
             if self.metrics is not None and batch:
                 self.metrics.inc("mqtt_published_total", len(batch))
