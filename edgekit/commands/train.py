@@ -20,8 +20,12 @@ def add_arguments(parser):
     parser.add_argument("recipe", help="recipe YAML path or name in models/ (shapes-classifier, shapes-detector, "
                         "mobilenet_v2, mobilenet_v3_small, resnet18)")
     parser.add_argument("--data", required=True, metavar="DIR|shapes",
-                        help="ImageFolder root (train/ and val/), YOLO root or data.yaml, or `shapes` to "
-                        "generate the built-in synthetic set")
+                        help="ImageFolder root (train/ and val/); for detectors a YOLO root or data.yaml, a COCO "
+                        "folder (annotations/instances_{train,val}.json or {train,valid}/_annotations.coco.json), a "
+                        "Pascal VOC folder (Annotations/, JPEGImages/, ImageSets/Main/); or `shapes` to generate "
+                        "the built-in synthetic set")
+    parser.add_argument("--classes", metavar="A,B",
+                        help="detection: train only these classes (names as the annotation file spells them)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (best.pt, last.pt, ...)")
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
     parser.add_argument("--batch", type=int, help="global batch size, split over DDP processes (default: recipe)")
@@ -46,7 +50,8 @@ def run(args):
 
     result = train(args.recipe, args.data, args.out, epochs=args.epochs, batch=args.batch, device=args.device,
                    seed=args.seed, weights=args.weights, resume=args.resume, strict=args.strict,
-                   progress=not args.no_progress, data_cache=args.data_cache)
+                   progress=not args.no_progress, data_cache=args.data_cache,
+                   classes=args.classes)
     if result.get("rank", 0) != 0:
         return 0
     if args.json:

@@ -71,10 +71,15 @@ def load_val(val, meta, show=True):
     if not os.path.exists(val):
         raise DatasetError("validation set not found: %s" % val, hint="check --val")
     if meta.task == "detection":
-        if not _is_yolo(val):
-            raise DatasetError("%s is not a YOLO dataset (no data.yaml); a detector is validated on one" % val,
-                               hint="give --val the folder holding data.yaml, or the yaml file")
-        samples, names = data.load_yolo(val, split="val")
+        from edgekit.desktop.data.annotations import detect_format, load_detection
+
+        try:
+            fmt = detect_format(val)
+        except DatasetError:
+            raise DatasetError("%s is not a detection dataset (YOLO data.yaml, COCO JSON or Pascal VOC); a detector "
+                               "is validated on one" % val,
+                               hint="give --val the folder holding data.yaml, COCO annotations or VOC Annotations/")
+        samples, names = load_detection(val, split="val", fmt=fmt)
         mapping = _label_map(names, meta.labels, val)
         paths = [s[0] for s in samples]
         items = load_tensors(paths, meta, what="validation", show=show)
@@ -85,7 +90,7 @@ def load_val(val, meta, show=True):
                 boxes.append((mapping[int(cls)], (cx - bw / 2) * w, (cy - bh / 2) * h,
                               (cx + bw / 2) * w, (cy + bh / 2) * h))
             targets.append(boxes)
-        return EvalSet(items, targets, "yolo", val, paths)
+        return EvalSet(items, targets, fmt, val, paths)
     if _is_yolo(val):
         raise DatasetError("%s is a YOLO detection set but the model is a classifier" % val,
                            hint="give --val an ImageFolder (VAL/<class>/<image>)")

@@ -147,7 +147,7 @@ def _env_int(name, default):
 
 
 def train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, weights=None,
-          resume=False, strict=False, progress=True, data_cache=None):
+          resume=False, strict=False, progress=True, data_cache=None, classes=None):
     out = os.path.abspath(os.fspath(out))
     state = _resume_state(out) if resume else None
     rec = load_recipe(state["recipe"] if state else recipe)
@@ -156,7 +156,7 @@ def train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, 
     rec = apply_overrides(rec, epochs, batch, seed)
     info = ddp.setup(device)
     try:
-        return _Run(rec, info, out, progress).run(data, weights, strict, state, data_cache)
+        return _Run(rec, info, out, progress).run(data, weights, strict, state, data_cache, classes)
     finally:
         ddp.cleanup(info)
 
@@ -185,7 +185,7 @@ class _Run(object):
         self.device = info.device
         self.amp = bool(rec["amp"]) and self.device.type == "cuda"
 
-    def run(self, data, weights, strict, state, data_cache):
+    def run(self, data, weights, strict, state, data_cache, classes=None):
         from edgekit.desktop.data.augment import build_augment
         from edgekit.desktop.train.models import build_model, load_pretrained
         from edgekit.vision.preprocess import Preprocessor
@@ -195,7 +195,7 @@ class _Run(object):
         if self.device.type == "cpu":
             torch.set_num_threads(pick_threads(rec["threads"], self.info))
         root = resolve_data(data, rec, self.out, self.info, data_cache)
-        train_items, val_items, labels = self.task.list_data(root, strict=strict)
+        train_items, val_items, labels = self.task.list_data(root, strict=strict, classes=classes)
         self.meta = build_meta(rec, labels)
         pre = Preprocessor.from_meta(self.meta)
         self.train_ds, self.val_ds = self.task.datasets(train_items, val_items, pre, build_augment(rec["augment"]),

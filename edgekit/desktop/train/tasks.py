@@ -34,7 +34,10 @@ class Classification(object):
     name = "classification"
     metric = "accuracy"
 
-    def list_data(self, root, strict=False):
+    def list_data(self, root, strict=False, classes=None):
+        if classes:
+            raise DatasetError("--classes selects detection classes; a classifier trains on every class folder",
+                               hint="drop --classes, or remove the class folders you do not want")
         train, labels = D.list_image_folder(_split_dir(root, "train"), strict=strict)
         val, _ = D.list_image_folder(_split_dir(root, "val"), strict=strict, class_names=labels)
         return train, val, labels
@@ -66,9 +69,15 @@ class Detection(object):
     name = "detection"
     metric = "map50"
 
-    def list_data(self, root, strict=False):
-        train, labels = D.load_yolo(root, "train", strict=strict)
-        val, val_names = D.load_yolo(root, "val", strict=strict)
+    def list_data(self, root, strict=False, classes=None):
+        from edgekit.desktop.data.annotations import load_detection
+
+        train, labels = load_detection(root, "train", classes=classes, strict=strict)
+        val, val_names = load_detection(root, "val", classes=classes, strict=strict)
+        if val_names != labels:
+            raise DatasetError("the val split's classes differ from the train split's in %s (train: %s; val: %s)"
+                               % (root, ", ".join(labels[:10]), ", ".join(val_names[:10])),
+                               hint="label both splits with the same classes, or pick common ones with --classes")
         return train, val, labels
 
     def datasets(self, train, val, pre, augment, seed, meta):
