@@ -339,6 +339,9 @@ def load_detection(path, split="val", classes=None, strict=False, fmt=None):
         samples, names = load_voc(path, split)
     else:
         json_path = _coco_file(path, split)
-        images_dir = _coco_images_dir(path if os.path.isdir(path) else os.path.dirname(path), json_path, split)
+        base = path if os.path.isdir(path) else os.path.dirname(path)
+        if os.path.basename(base) == "annotations":
+            base = os.path.dirname(base)
+        images_dir = _coco_images_dir(base, json_path, split)
         samples, names = load_coco(json_path, images_dir)
     return select_classes(samples, names, classes)

@@ -18,7 +18,7 @@ DEFAULTS = {
     "preprocess": {"color": "RGB", "resize": "stretch", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                    "pad_value": 114},
     "decoder": {},                                   # task default below, recipe values override
-    "data": {"shapes": {"train": 2000, "val": 400, "size": None}},
+    "data": {"shapes": {"train": 2000, "val": 400, "size": None}},   # or scenes: {train, val, size}
     "augment": {},
     "epochs": 10,
     "batch": 64,

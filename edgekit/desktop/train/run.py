@@ -40,22 +40,31 @@ def build_meta(rec, labels):
 
 
 def resolve_data(data, rec, out, info, cache=None):
-    """'shapes' -> generate (rank 0) and return the cached folder; else the path as given."""
-    if os.fspath(data) != "shapes":
-        return os.path.abspath(os.fspath(data))
-    from edgekit.desktop.data.datasets import make_shapes
-
-    spec = dict(rec["data"].get("shapes") or {})
+    """'shapes' or 'scenes' -> generate (rank 0) and return the cached folder; else the path as given."""
+    kind = os.fspath(data)
+    if kind not in ("shapes", "scenes"):
+        return os.path.abspath(kind)
+    if kind == "scenes" and rec["task"] != "detection":
+        raise ConfigError("--data scenes is a detection set; %s is a %s recipe" % (rec["name"], rec["task"]),
+                          hint="use --data shapes for classifiers")
+    spec = dict(rec["data"].get(kind) or {})
     seed = int(spec.pop("seed", rec["seed"]))
-    size = spec.get("size") or rec["input"]["size"][0]
-    where = os.path.join(cache or os.path.join(out, "data"),
-                         "shapes-%s-%dpx-seed%d" % (rec["task"], size, seed))
-    kwargs = dict(task=rec["task"], train=int(spec.get("train", 2000)), val=int(spec.get("val", 400)),
-                  size=size, seed=seed)
+    size = int(spec.get("size") or rec["input"]["size"][1])
+    train_n, val_n = int(spec.get("train", 2000 if kind == "shapes" else 1000)), int(spec.get("val", 400 if kind == "shapes" else 200))
+    name = "shapes-%s-%dpx-seed%d" % (rec["task"], size, seed) if kind == "shapes" else \
+        "scenes-%dpx-seed%d" % (size, seed)
+    where = os.path.join(cache or os.path.join(out, "data"), name)
     if info.is_main:
-        say("dataset: generating/reusing shapes (%s, %d train, %d val, %d px) in %s"
-            % (rec["task"], kwargs["train"], kwargs["val"], size, where))
-        make_shapes(where, **kwargs)
+        say("dataset: generating/reusing %s (%s, %d train, %d val, %d px) in %s"
+            % (kind, rec["task"], train_n, val_n, size, where))
+        if kind == "shapes":
+            from edgekit.desktop.data.datasets import make_shapes
+
+            make_shapes(where, task=rec["task"], train=train_n, val=val_n, size=size, seed=seed)
+        else:
+            from edgekit.desktop.data.scenes import make_scenes
+
+            make_scenes(where, train=train_n, val=val_n, size=size, seed=seed)
     ddp.barrier(info)
     return where
 
