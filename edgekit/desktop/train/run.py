@@ -210,6 +210,13 @@ class _Run(object):
         self.train_ds, self.val_ds = self.task.datasets(train_items, val_items, pre, build_augment(rec["augment"]),
                                                         rec["seed"], self.meta)
         self.labels = labels
+        if rec["task"] == "detection":
+            from edgekit.desktop.data.augment import mosaic_probability
+
+            p = mosaic_probability(rec["augment"], from_scratch=not weights)
+            if p > 0:
+                self.train_ds.use_mosaic(p, rec["input"]["size"], rec["epochs"],
+                                         int(rec["augment"].get("mosaic_off_epochs", 2)))
         self.model = build_model(rec["model"]["arch"], num_classes=len(labels), **rec["model"]["kwargs"])
         if weights:
             load_pretrained(self.model, weights, log=say if self.info.is_main else None)
