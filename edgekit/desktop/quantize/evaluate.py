@@ -201,17 +201,19 @@ def noise(ref, cand):
 
 
 def metric(run, evalset, meta):
-    """{"accuracy": x} or {"map50": x} (0..1) when the set is labelled, else {}."""
+    """{"accuracy": x} or {"map50_95", "map50", "per_class_ap50_95"} (0..1, COCO mAP by pycocotools) when the
+    set is labelled, else {}."""
     if not evalset.labelled:
         return {}
     if meta.task == "classification":
         hits = sum(1 for r, t in zip(run.results, evalset.targets) if _top(r) == t)
         return {"accuracy": hits / float(len(evalset))}
-    from edgekit.vision.metrics import evaluate_detections
+    from edgekit.desktop.data.scoring import coco_map
 
     preds = [[(d["index"], d["score"]) + tuple(d["box"]) for d in r.get("detections") or []] for r in run.results]
-    scores = evaluate_detections(preds, evalset.targets, meta.num_classes)
-    return {"map50": float(scores["map50"])}
+    scores = coco_map(preds, evalset.targets, meta.num_classes, labels=meta.labels)        # pycocotools
+    return {"map50_95": float(scores["map50_95"]), "map50": float(scores["map50"]),
+            "per_class_ap50_95": [c["ap50_95"] for c in scores["per_class"]]}
 
 
 # -- latency ------------------------------------------------------------------------------------

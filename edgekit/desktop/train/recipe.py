@@ -29,7 +29,7 @@ DEFAULTS = {
     "workers": 0,
     "threads": "auto",                              # CPU threads per process (see train.pick_threads)
     "amp": True,
-    "eval": {"score_threshold": 0.05},
+    "eval": {"score_threshold": 0.05, "metric": None},   # metric: what picks best.pt (default per task)
 }
 TASK_DECODERS = {
     "classification": {"type": "classification", "top_k": 5},
@@ -37,6 +37,7 @@ TASK_DECODERS = {
                   "class_agnostic": False},
 }
 TASK_METRIC = {"classification": "accuracy", "detection": "map50"}
+TASK_METRICS = {"classification": ("accuracy",), "detection": ("map50", "map50_95")}
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 
@@ -111,6 +112,10 @@ def validate(rec):
     if task == "detection":       # the decoder's stride is the model's
         decoder["stride"] = int(rec["model"]["kwargs"].get("stride", 8))
     rec["decoder"] = decoder
+    metrics = TASK_METRICS[task]
+    if rec["eval"].get("metric") is not None and rec["eval"]["metric"] not in metrics:
+        raise ConfigError("recipe eval.metric %r is not a %s metric" % (rec["eval"]["metric"], task),
+                          hint="use one of: %s" % ", ".join(metrics))
     for key in ("epochs", "batch"):
         if not isinstance(rec[key], int) or rec[key] < 1:
             raise ConfigError("recipe %s must be a positive integer, got %r" % (key, rec[key]))

@@ -190,7 +190,7 @@ class _Run(object):
     def __init__(self, rec, info, out, show_progress):
         self.rec, self.info, self.out, self.show = rec, info, out, show_progress
         self.task = TASKS[rec["task"]]
-        self.metric = TASK_METRIC[rec["task"]]
+        self.metric = rec["eval"].get("metric") or TASK_METRIC[rec["task"]]
         self.device = info.device
         self.amp = bool(rec["amp"]) and self.device.type == "cuda"
 
@@ -286,7 +286,7 @@ class _Run(object):
             improved = self.best is None or record[self.metric] > self.best["value"]
             if improved:
                 self.best = {"epoch": epoch, "metric": self.metric, "value": record[self.metric],
-                             "metrics": {k: v for k, v in record.items() if k != "per_class_ap50"}}
+                             "metrics": {k: v for k, v in record.items() if not k.startswith("per_class")}}
             if self.info.is_main:
                 self._save(epoch, record, improved)
                 say("epoch %d/%d  loss %.4f  %s %.4f%s  %.1f img/s  %.1f s" % (
@@ -351,7 +351,7 @@ class _Run(object):
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "meta": meta, "output_names": output_names(self.rec["model"]["arch"]),
                 "recipe": self.rec, "epoch": epoch,
-                "metrics": {k: v for k, v in record.items() if k != "per_class_ap50"}}
+                "metrics": {k: v for k, v in record.items() if not k.startswith("per_class")}}
 
     def _save(self, epoch, record, improved):
         from edgekit.desktop.train.models import save_checkpoint

@@ -98,8 +98,8 @@ class Detection(object):
 
     @torch.no_grad()
     def evaluate(self, model, val_ds, meta, device, batch, score_threshold=0.05):
+        from edgekit.desktop.data.scoring import coco_map
         from edgekit.vision.centernet import decode, to_eval_tuples
-        from edgekit.vision.metrics import evaluate_detections
 
         model.eval()
         preds, gts = [], []
@@ -111,9 +111,10 @@ class Detection(object):
             results = decode(outputs, meta, [s[2] for s in samples], score_threshold=score_threshold)
             preds.extend(to_eval_tuples(r) for r in results)
             gts.extend([tuple(b) for b in val_ds.frame_boxes(i)] for i in idx)
-        report = evaluate_detections(preds, gts, len(meta.labels))
+        report = coco_map(preds, gts, len(meta.labels), labels=meta.labels)          # pycocotools
         return {"map50": report["map50"], "map50_95": report["map50_95"],
-                "per_class_ap50": [c["ap50"] for c in report["per_class"]]}
+                "per_class_ap50": [c["ap50"] for c in report["per_class"]],
+                "per_class_ap50_95": [c["ap50_95"] for c in report["per_class"]]}
 
 
 TASKS = {"classification": Classification(), "detection": Detection()}
