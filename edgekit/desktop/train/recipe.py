@@ -106,6 +106,9 @@ def validate(rec):
         raise ConfigError("recipe input.size must be [height, width] in pixels, got %r" % (size,))
     if task == "detection" and (size[0] % 16 or size[1] % 16):
         raise ConfigError("detector input.size must be a multiple of 16, got %r" % (size,))
+    if str(rec["model"]["arch"]).startswith("centernet_") and (size[0] % 32 or size[1] % 32):
+        raise ConfigError("%s reaches stride 32: input.size must be a multiple of 32, got %r"
+                          % (rec["model"]["arch"], size), hint="e.g. 320 or 416")
     rec["input"]["size"] = size
     decoder = dict(TASK_DECODERS[task])
     decoder.update(rec["decoder"] or {})
