@@ -1,7 +1,6 @@
 """Detectors on torchvision backbones: build, a few training steps on generated scenes, export lint-clean for
 the Jetson Nano with the CenterNet decoder in the metadata, and --weights with fitting and unfitting files."""
 
-import os
 
 import numpy as np
 import pytest
