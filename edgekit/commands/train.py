@@ -28,6 +28,8 @@ def add_arguments(parser):
                         help="detection: train only these classes (names as the annotation file spells them)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (best.pt, last.pt, ...)")
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="train for this much wall-clock time (epochs become an upper bound; validates at the end)")
     parser.add_argument("--batch", type=int, help="global batch size, split over DDP processes (default: recipe)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
@@ -51,7 +53,7 @@ def run(args):
     result = train(args.recipe, args.data, args.out, epochs=args.epochs, batch=args.batch, device=args.device,
                    seed=args.seed, weights=args.weights, resume=args.resume, strict=args.strict,
                    progress=not args.no_progress, data_cache=args.data_cache,
-                   classes=args.classes)
+                   classes=args.classes, time_budget=args.time_budget)
     if result.get("rank", 0) != 0:
         return 0
     if args.json:

@@ -81,7 +81,9 @@ def make_optimizer(model, rec):
     return torch.optim.AdamW(groups, lr=float(opt["lr"]))
 
 
-def make_scheduler(optimizer, rec, steps_per_epoch):
+def make_scheduler(optimizer, rec, steps_per_epoch, time_progress=None):
+    """Warm-up then cosine (or constant). ``time_progress`` (a callable -> 0..1, --time-budget): the cosine
+    follows the share of the time budget spent instead of the share of steps."""
     total = max(1, rec["epochs"] * steps_per_epoch)
     warmup = int(float(rec["schedule"].get("warmup_epochs", 0.0)) * steps_per_epoch)
     cosine = rec["schedule"]["name"] == "cosine"
@@ -92,9 +94,14 @@ def make_scheduler(optimizer, rec, steps_per_epoch):
         if not cosine:
             return 1.0
         progress = (step - warmup) / max(1, total - warmup)
+        if time_progress is not None:
+            progress = time_progress()
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+MOSAIC_OFF_SHARE = 0.15        # --time-budget: mosaic off for the last 15% of the time (epochs: mosaic_off_epochs)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -156,16 +163,18 @@ def _env_int(name, default):
 
 
 def train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, weights=None,
-          resume=False, strict=False, progress=True, data_cache=None, classes=None):
+          resume=False, strict=False, progress=True, data_cache=None, classes=None, time_budget=None):
     out = os.path.abspath(os.fspath(out))
     state = _resume_state(out) if resume else None
     rec = load_recipe(state["recipe"] if state else recipe)
     if state and not isinstance(recipe, dict) and os.path.splitext(os.path.basename(os.fspath(recipe)))[0] != rec["name"]:
         say("resume: continuing recipe %r from %s/last.pt" % (rec["name"], out))
     rec = apply_overrides(rec, epochs, batch, seed)
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+        raise ConfigError("--time-budget must be a positive number of seconds, got %r" % (time_budget,))
     info = ddp.setup(device)
     try:
-        return _Run(rec, info, out, progress).run(data, weights, strict, state, data_cache, classes)
+        return _Run(rec, info, out, progress, time_budget).run(data, weights, strict, state, data_cache, classes)
     finally:
         ddp.cleanup(info)
 
@@ -187,8 +196,14 @@ def _resume_state(out):
 class _Run(object):
     """One training run; methods are the steps of ``train``."""
 
-    def __init__(self, rec, info, out, show_progress):
+    def __init__(self, rec, info, out, show_progress, time_budget=None):
         self.rec, self.info, self.out, self.show = rec, info, out, show_progress
+        # --time-budget S: train for S seconds of wall clock (the epochs count is then an upper bound), the
+        # cosine follows the time spent, mosaic stops for the last MOSAIC_OFF_SHARE of it, and validation
+        # runs once at the end (as Ultralytics' `time=` with val=False): a budget buys training, not scoring.
+        self.budget = float(time_budget) if time_budget else None
+        self.t_start = None
+        self.out_of_time = False
         self.task = TASKS[rec["task"]]
         self.metric = rec["eval"].get("metric") or TASK_METRIC[rec["task"]]
         self.device = info.device
@@ -226,7 +241,8 @@ class _Run(object):
         self.net = ddp.wrap(self.model, self.info)
         loader = self._loader()
         self.optimizer = make_optimizer(self.model, rec)
-        self.scheduler = make_scheduler(self.optimizer, rec, len(loader))
+        self.scheduler = make_scheduler(self.optimizer, rec, len(loader),
+                                        self._time_progress if self.budget else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history, self.best, start = [], None, 0
         if state:
@@ -265,8 +281,14 @@ class _Run(object):
         self.history = list(state.get("history") or [])
         self.best = state.get("best")
 
+    def _time_progress(self):
+        if self.t_start is None:
+            return 0.0
+        return min(1.0, (time.perf_counter() - self.t_start) / self.budget)
+
     def _loop(self, loader, start, root):
         rec, stopped, t0 = self.rec, None, time.perf_counter()
+        self.t_start = t0
         elapsed0 = self.history[-1]["elapsed_s"] if self.history else 0.0
         for epoch in range(start, rec["epochs"]):
             self.train_ds.set_epoch(epoch)
@@ -275,6 +297,11 @@ class _Run(object):
             loss, images = self._train_epoch(loader, epoch)
             train_s = time.perf_counter() - t_epoch
             ddp.sync_buffers(self.model, self.info)
+            if self.budget and not self.out_of_time and epoch < rec["epochs"] - 1:
+                if self.info.is_main:
+                    say("epoch %d  loss %.4f  %.1f img/s  %.0f/%.0f s of the budget" % (
+                        epoch + 1, loss, images / max(train_s, 1e-9), time.perf_counter() - t0, self.budget))
+                continue
             val = self.task.evaluate(self.model, self.val_ds, self.meta, self.device, max(rec["batch"], 32),
                                      rec["eval"].get("score_threshold"))
             record = {"epoch": epoch, "train_loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
@@ -293,6 +320,8 @@ class _Run(object):
                     epoch + 1, rec["epochs"], loss, self.metric, record[self.metric], "  (best)" if improved else "",
                     record["images_per_s"], record["epoch_s"]))
             stopped = ddp.all_same(self._should_stop(epoch, record), self.info)
+            if self.budget and self.out_of_time:
+                stopped = "the time budget of %.0f s is spent" % self.budget
             if stopped:
                 if self.info.is_main:
                     say("early stop: %s" % stopped)
@@ -321,6 +350,13 @@ class _Run(object):
             self.scheduler.step()
             total += float(loss.detach()) * len(x)
             count += len(x)
+            if self.budget:
+                spent = self._time_progress()
+                if spent >= 1.0 - MOSAIC_OFF_SHARE and self.train_ds.mosaic_p:
+                    self.train_ds.mosaic_p = 0.0          # the last share of the budget on whole images
+                if spent >= 1.0:
+                    self.out_of_time = True
+                    break
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss="%.4f" % float(loss.detach()))

@@ -133,3 +133,12 @@ def test_outputs_at_stride_8_for_each_backbone():
         assert heat.shape == (1, 5, 12, 8) and reg.shape == (1, 4, 12, 8)
         assert float(heat.min()) >= 0 and float(heat.max()) <= 1
         assert np.isfinite(reg.numpy()).all()
+
+
+def test_time_budget_stops_training_and_validates_once(scenes, tmp_path):
+    result = train(tiny("mobilenet_v3_small", epochs=500), scenes, tmp_path / "t", device="cpu", progress=False,
+                   time_budget=1.0)
+    assert "time budget" in result["stopped_early"]
+    assert result["epochs_run"] == 1 and result["best"]["metric"] == "map50_95"      # one scored record
+    with pytest.raises(Exception, match="--time-budget must be a positive number"):
+        train(tiny("mobilenet_v3_small"), scenes, tmp_path / "u", device="cpu", progress=False, time_budget=-1)
