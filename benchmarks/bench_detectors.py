@@ -130,7 +130,7 @@ def main():
             models["yolov8n"] = yolo_model(data, work, budget, threads)
     if yolo_note:
         print(yolo_note, flush=True)
-    for name, m in models.items():
+    for m in models.values():
         m["coco"] = score(m["onnx"], data, m["meta_decoder"])
         m["nano_fp16_ms"] = estimate(layer_costs(m["onnx"]), "jetson-nano", "fp16")["latency_ms"]
     feed = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
