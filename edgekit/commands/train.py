@@ -66,9 +66,24 @@ def run(args):
     for key in ("map50_95", "val_loss"):
         if key in best.get("metrics", {}):
             rows.append([key, "%.4f" % best["metrics"][key]])
+    best_epoch = [h for h in result.get("history") or [] if h.get("epoch") == best.get("epoch")]
+    per_class = best_epoch[0].get("per_class_ap50_95") if best_epoch else None
+    if per_class:
+        labels = _labels(result["labels_path"])
+        for index, ap in enumerate(per_class):          # COCO AP@0.5:0.95 per class (pycocotools)
+            name = labels[index] if index < len(labels) else str(index)
+            rows.append(["AP50-95 " + name, "no val boxes" if ap is None else "%.4f" % ap])
     rows.append(["epochs run", str(result["epochs_run"])])
     for key in ("best_path", "last_path", "metrics_path", "curves_path", "labels_path"):
         rows.append([key.replace("_path", ""), os.path.relpath(result[key])])
     print(format_table(rows, ["result", "value"]))
     print("next: edgekit export %s" % os.path.relpath(result["best_path"]))
     return 0
+
+
+def _labels(path):
+    try:
+        with open(path) as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return []

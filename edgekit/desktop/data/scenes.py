@@ -17,8 +17,6 @@ Written in both formats at once:
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -232,20 +230,14 @@ def _params(train, val, size, seed):
 def make_scenes(out_dir, train=1000, val=200, size=320, seed=0):
     """Write the scenes set (size x size*3/4 images, 4:3) to ``out_dir``; reused when written with the same
     parameters. Returns ``out_dir`` (a YOLO root with data.yaml that is also a COCO root)."""
+    from edgekit.desktop.data.shapes import write_once
     from edgekit.progress import progress
 
     size = int(size)
     out_dir = os.path.abspath(os.fspath(out_dir))
     params = _params(train, val, size, seed)
-    marker = os.path.join(out_dir, MARKER)
-    if os.path.exists(marker):
-        with open(marker) as handle:
-            if json.load(handle) == params:
-                return out_dir
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".scenes-", dir=parent)
-    try:
+
+    def fill(tmp):
         with progress(total=int(train) + int(val), desc="scenes", leave=False) as bar:
             for split_index, split in enumerate(SPLITS):
                 _write_split(tmp, split, params[split], size, seed, split_index, bar)
@@ -253,15 +245,8 @@ def make_scenes(out_dir, train=1000, val=200, size=320, seed=0):
             handle.write("# edgekit generated scenes (detection); COCO files in annotations/\npath: .\n"
                          "train: images/train\nval: images/val\nnc: %d\nnames: [%s]\n"
                          % (len(CLASSES), ", ".join(CLASSES)))
-        with open(os.path.join(tmp, MARKER), "w") as handle:
-            json.dump(params, handle)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+
+    return write_once(out_dir, params, MARKER, fill)
 
 
 def _write_split(root, split, count, size, seed, split_index, bar):
