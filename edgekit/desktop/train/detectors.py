@@ -100,11 +100,9 @@ class CenterNetDetector(nn.Module):
         p = self.smooth(p)
         return torch.sigmoid(self.hm_head(p)), self.reg_head(p)
 
-    def load_weights(self, path, log=None):
-        """--weights FILE: torchvision backbone weights, or a whole edgekit detector of this architecture."""
-        from edgekit.desktop.train.models import torch_load
-
-        data = torch_load(path)
+    def load_weights(self, data, path, log=None):
+        """--weights FILE (``data``: what torch.load read from ``path``): torchvision backbone weights, or a
+        whole edgekit detector of this architecture."""
         if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
             data = data["state_dict"]
         if not isinstance(data, dict) or not data or not all(torch.is_tensor(v) for v in data.values()):

@@ -151,9 +151,9 @@ def load_pretrained(model, path, log=None):
     """Load weights from a local file (torchvision state_dict, {"state_dict": ...} or an edgekit
     checkpoint) into ``model``, skipping tensors whose shape differs (a new classifier head).
     Backbone detectors load torchvision backbone weights their own way (detectors.load_weights)."""
-    if hasattr(model, "load_weights"):
-        return model.load_weights(path, log=log)
     data = torch_load(path)
+    if hasattr(model, "load_weights"):
+        return model.load_weights(data, path, log=log)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     elif isinstance(data, dict) and isinstance(data.get("model"), dict):

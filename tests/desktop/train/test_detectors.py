@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.desktop.train.models import build_model
+from edgekit.desktop.train.models import build_model, load_pretrained
 from edgekit.desktop.train.recipe import load_recipe
 from edgekit.desktop.train.run import train
 from edgekit.errors import ModelError
@@ -90,7 +90,7 @@ def test_weights_from_a_torchvision_state_dict(backbone, tmp_path):
     path = str(tmp_path / "backbone.pth")
     torch.save(source.state_dict(), path)
     model = build_model("centernet_" + backbone, num_classes=3, neck=16)
-    loaded, unused = model.load_weights(path)
+    loaded, unused = load_pretrained(model, path)
     assert unused > 0                                     # the classifier (and MobileNet's last 1x1 conv)
     for key, value in model.body.state_dict().items():
         assert torch.equal(value, source.state_dict()[key]), key
@@ -104,18 +104,18 @@ def test_weights_that_do_not_fit_name_the_expected_keys(tmp_path):
     torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), other)
     with pytest.raises(ModelError, match=r"does not fit the resnet18 backbone: 1\d\d of 1\d\d expected tensors "
                                          r"missing \(e.g. conv1.weight, bn1.weight"):
-        model.load_weights(other)
+        load_pretrained(model, other)
     wide = torchvision.models.resnet18(weights=None).state_dict()
     wide["conv1.weight"] = torch.zeros(32, 3, 7, 7)
     bad = str(tmp_path / "wide.pth")
     torch.save(wide, bad)
     with pytest.raises(ModelError, match=r"1 with another shape \(e.g. conv1.weight \(file \[32, 3, 7, 7\], "
                                          r"expected \[64, 3, 7, 7\]\)"):
-        model.load_weights(bad)
+        load_pretrained(model, bad)
     junk = str(tmp_path / "junk.pth")
     torch.save({"a": 1}, junk)
     with pytest.raises(ModelError, match="holds no state_dict of tensors"):
-        model.load_weights(junk)
+        load_pretrained(model, junk)
 
 
 def test_input_size_must_reach_stride_32():
