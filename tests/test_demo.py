@@ -50,3 +50,21 @@ def test_demo_end_to_end(tmp_path):
     md = (out / "report.md").read_text()
     assert "## The daemon over camera.mp4" in md and "frame_age" in md
     assert not [f for f in os.listdir(str(out)) if f.endswith((".tmp", ".part.mp4"))]
+
+
+@pytest.mark.slow
+def test_demo_with_a_backbone_detector(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "demo", "--quick", "--detector", "mobilenet_v3",
+                           "--out", str(out), "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["detector"] == "mobilenet_v3" and report["steps"][-1]["step"] == "serve"
+    assert report["export"]["jetson-nano"]["lint"]["ok"] is True
+    assert report["quantize"]["int8"]["drop_basis"] == "map50_95"
+    from edgekit.meta import read_meta
+
+    meta = read_meta(str(out / "model-nano-fp16.onnx"))
+    assert meta.precision == "fp16" and meta.decoder["type"] == "centernet" and meta.input["shape"][2:] == [320, 320]
+    assert report["serve"]["summary"]["frames"] > 0

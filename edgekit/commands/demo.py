@@ -11,6 +11,10 @@ def add_arguments(parser):
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--task", choices=("detection", "classification"), default="detection",
                         help="which model to train (default: detection)")
+    parser.add_argument("--detector", default="shapes",
+                        choices=("shapes", "mobilenet_v3", "mobilenet_v3_large", "resnet18"),
+                        help="shapes: the tiny detector on the shapes set (default); a backbone: that detector "
+                        "(320 px) trained for 90 s on generated scenes")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's own)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--http", default="127.0.0.1:8080",
@@ -25,4 +29,4 @@ def run(args):
     from edgekit.desktop.demo import run_demo
 
     return run_demo(args.out, task=args.task, epochs=args.epochs, seed=args.seed, http=args.http,
-                    keep_serving=args.keep_serving, quick=args.quick)
+                    keep_serving=args.keep_serving, quick=args.quick, detector=args.detector)

@@ -4,7 +4,7 @@ from edgekit.commands import _args
 
 HELP = "quantize an ONNX model to fp16 or int8 for a target, measuring what it costs"
 DESCRIPTION = """Quantize MODEL.onnx for a target and measure, before anything is written, what it costs:
-reference vs quantized accuracy or mAP@0.5 (--val), top-1 agreement and output cosine, and ONNX Runtime
+reference vs quantized accuracy or COCO mAP@0.5:0.95 (pycocotools; --val: a YOLO, COCO or VOC set), top-1 agreement and output cosine, and ONNX Runtime
 CPU latency side by side. FP16 on TensorRT targets is a builder flag (the ONNX stays FP32, metadata says
 fp16); on x86-cpu it is an FP16 ONNX with FP32 inputs/outputs. INT8 is static QDQ calibrated through the
 model's own preprocessing, with the target's scheme (TensorRT: symmetric S8S8; x86-cpu: U8S8), plus a
@@ -21,8 +21,8 @@ def add_arguments(parser):
     parser.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"),
                         help="calibration method (default minmax)")
     parser.add_argument("--calib-count", type=int, metavar="N", help="calibration images to use (default 200)")
-    parser.add_argument("--val", metavar="DIR", help="labelled validation set: ImageFolder (classifier) or YOLO "
-                        "data.yaml folder (detector)")
+    parser.add_argument("--val", metavar="DIR", help="labelled validation set: ImageFolder (classifier); for a "
+                        "detector a YOLO (data.yaml), COCO JSON or Pascal VOC folder, scored with pycocotools")
     parser.add_argument("--max-drop", type=float, metavar="PP",
                         help="fail (exit 2, nothing written) when accuracy drops by more percentage points")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="NODE", help="nodes to keep in FP32")

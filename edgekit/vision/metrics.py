@@ -10,6 +10,8 @@ Per class and IoU threshold, detections are sorted by score (stable), each is ma
 unmatched ground-truth box of the same image with the highest IoU (a match needs IoU >= threshold);
 AP is the area under the precision envelope sampled at 101 recall points (COCO). The mean is taken
 over classes that have ground truth; classes that have none are listed with ap = None.
+Detections with a negative area (x2 < x1 xor y2 < y1) are ignored, as pycocotools ignores them.
+tests/desktop/data/test_scoring.py checks this scorer against pycocotools on the same detections.
 """
 
 import numpy as np
@@ -91,6 +93,8 @@ def evaluate_detections(preds, gts, num_classes, iou_thresholds=IOU_THRESHOLDS):
                 gt_boxes[c].setdefault(image, []).append([float(v) for v in g[1:5]])
         for p in p_list:
             c = int(p[0])
+            if (float(p[4]) - float(p[2])) * (float(p[5]) - float(p[3])) < 0:
+                continue        # a negative area is outside COCO's area range: pycocotools ignores it too
             if 0 <= c < num_classes:
                 dets[c].append((image, float(p[1]), [float(v) for v in p[2:6]]))
     per_class = []

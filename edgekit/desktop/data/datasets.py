@@ -231,6 +231,7 @@ class ImageDataset(object):
         self.seed = int(seed)
         self.epoch = 0
         self.encode = encode          # detection: boxes in input pixels -> dense targets
+        self.mosaic_p, self.mosaic_until, self.mosaic_hw = 0.0, 0, None
         self._cache = None
         if self.paths:
             first = _read(self.paths[0])
@@ -245,6 +246,15 @@ class ImageDataset(object):
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
+
+    def use_mosaic(self, probability, input_hw, epochs, off_epochs=2):
+        """Mosaic (augment.mosaic) with ``probability`` for epochs before ``epochs - off_epochs``."""
+        self.mosaic_p = float(probability)
+        self.mosaic_until = int(epochs) - int(off_epochs)
+        self.mosaic_hw = tuple(int(v) for v in input_hw)
+
+    def mosaic_active(self):
+        return self.mosaic_p > 0 and self.boxes is not None and self.epoch < self.mosaic_until and len(self) > 1
 
     def frame_boxes(self, i, image=None):
         """Boxes of sample i as Nx5 [cls, x1, y1, x2, y2] in source-image pixels."""
@@ -266,8 +276,15 @@ class ImageDataset(object):
         """(input array CxHxW float32, label or boxes in input pixels Nx5, LetterboxInfo)."""
         image = self.image(i)
         boxes = self.frame_boxes(i, image)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.mosaic_active() and rng.random() < self.mosaic_p:
+            from edgekit.desktop.data.augment import mosaic
+
+            picks = [i] + [int(j) for j in rng.integers(0, len(self), size=3)]
+            images = [image] + [self.image(j) for j in picks[1:]]
+            image, boxes = mosaic(images, [boxes] + [self.frame_boxes(j, im) for j, im in zip(picks[1:], images[1:])],
+                                  self.mosaic_hw, rng)
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
             image, boxes = self.augment(image, boxes, rng)
         tensor, info = self.pre(image)
         if boxes is not None:

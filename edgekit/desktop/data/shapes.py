@@ -138,20 +138,30 @@ def make_shapes(out_dir, task="classification", train=2000, val=400, size=None, 
     size = int(size or (64 if task == "classification" else 128))
     out_dir = os.path.abspath(os.fspath(out_dir))
     params = _params(task, train, val, size, seed)
-    marker = os.path.join(out_dir, MARKER)
+    writer = _write_classification if task == "classification" else _write_detection
+
+    def fill(tmp):
+        for split_index, split in enumerate(SPLITS):
+            writer(tmp, split, params[split], size, seed, split_index)
+
+    return write_once(out_dir, params, MARKER, fill)
+
+
+def write_once(out_dir, params, marker_name, fill):
+    """A generated dataset written whole or not at all: ``fill(tmp_dir)`` writes it into a temporary folder
+    beside ``out_dir`` that then replaces it, with a marker holding ``params``; when the marker in ``out_dir``
+    already holds the same ``params`` nothing is written. Returns ``out_dir``."""
+    marker = os.path.join(out_dir, marker_name)
     if os.path.exists(marker):
         with open(marker) as handle:
             if json.load(handle) == params:
                 return out_dir
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + "-", dir=parent)
     try:
-        writer = _write_classification if task == "classification" else _write_detection
-        for split_index, split in enumerate(SPLITS):
-            count = params[split]
-            writer(tmp, split, count, size, seed, split_index)
-        with open(os.path.join(tmp, MARKER), "w") as handle:
+        fill(tmp)
+        with open(os.path.join(tmp, marker_name), "w") as handle:
             json.dump(params, handle)
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)

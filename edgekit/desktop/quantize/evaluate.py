@@ -71,10 +71,15 @@ def load_val(val, meta, show=True):
     if not os.path.exists(val):
         raise DatasetError("validation set not found: %s" % val, hint="check --val")
     if meta.task == "detection":
-        if not _is_yolo(val):
-            raise DatasetError("%s is not a YOLO dataset (no data.yaml); a detector is validated on one" % val,
-                               hint="give --val the folder holding data.yaml, or the yaml file")
-        samples, names = data.load_yolo(val, split="val")
+        from edgekit.desktop.data.annotations import detect_format, load_detection
+
+        try:
+            fmt = detect_format(val)
+        except DatasetError:
+            raise DatasetError("%s is not a detection dataset (YOLO data.yaml, COCO JSON or Pascal VOC); a detector "
+                               "is validated on one" % val,
+                               hint="give --val the folder holding data.yaml, COCO annotations or VOC Annotations/")
+        samples, names = load_detection(val, split="val", fmt=fmt)
         mapping = _label_map(names, meta.labels, val)
         paths = [s[0] for s in samples]
         items = load_tensors(paths, meta, what="validation", show=show)
@@ -85,7 +90,7 @@ def load_val(val, meta, show=True):
                 boxes.append((mapping[int(cls)], (cx - bw / 2) * w, (cy - bh / 2) * h,
                               (cx + bw / 2) * w, (cy + bh / 2) * h))
             targets.append(boxes)
-        return EvalSet(items, targets, "yolo", val, paths)
+        return EvalSet(items, targets, fmt, val, paths)
     if _is_yolo(val):
         raise DatasetError("%s is a YOLO detection set but the model is a classifier" % val,
                            hint="give --val an ImageFolder (VAL/<class>/<image>)")
@@ -196,17 +201,19 @@ def noise(ref, cand):
 
 
 def metric(run, evalset, meta):
-    """{"accuracy": x} or {"map50": x} (0..1) when the set is labelled, else {}."""
+    """{"accuracy": x} or {"map50_95", "map50", "per_class_ap50_95"} (0..1, COCO mAP by pycocotools) when the
+    set is labelled, else {}."""
     if not evalset.labelled:
         return {}
     if meta.task == "classification":
         hits = sum(1 for r, t in zip(run.results, evalset.targets) if _top(r) == t)
         return {"accuracy": hits / float(len(evalset))}
-    from edgekit.vision.metrics import evaluate_detections
+    from edgekit.desktop.data.scoring import coco_map
 
     preds = [[(d["index"], d["score"]) + tuple(d["box"]) for d in r.get("detections") or []] for r in run.results]
-    scores = evaluate_detections(preds, evalset.targets, meta.num_classes)
-    return {"map50": float(scores["map50"])}
+    scores = coco_map(preds, evalset.targets, meta.num_classes, labels=meta.labels)        # pycocotools
+    return {"map50_95": float(scores["map50_95"]), "map50": float(scores["map50"]),
+            "per_class_ap50_95": [c["ap50_95"] for c in scores["per_class"]]}
 
 
 # -- latency ------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def save_with_meta(proto, meta, path):
 
 def drop_pp(job, ref_metric, cand_metric, cand_agreement):
     """(drop in percentage points, basis): metric difference with labels, else 100 - top-1 agreement."""
-    for key in ("accuracy", "map50"):
+    for key in ("accuracy", "map50_95", "map50"):       # detectors: COCO mAP@0.5:0.95 first
         if key in ref_metric and key in cand_metric:
             return (ref_metric[key] - cand_metric[key]) * 100.0, key
     if cand_agreement and cand_agreement.get("top1") is not None:

@@ -64,7 +64,7 @@ def _pct(value):
 def rows(report):
     ref, q = report["reference"], report["quantized"]
     out = []
-    for key, label in (("accuracy", "accuracy %"), ("map50", "mAP@0.5 %")):
+    for key, label in (("accuracy", "accuracy %"), ("map50_95", "mAP@0.5:0.95 %"), ("map50", "mAP@0.5 %")):
         if key in ref:
             out.append([label, _pct(ref[key]), _pct(q.get(key)),
                         None if q.get(key) is None else "%+.2f pp" % ((q[key] - ref[key]) * 100.0)])

@@ -60,6 +60,16 @@ def _torchvision(name):
     return build
 
 
+def _backbone_detector(backbone):
+    def build(num_classes, **kwargs):
+        from edgekit.desktop.train.detectors import CenterNetDetector
+
+        return CenterNetDetector(num_classes, backbone=backbone, **kwargs)
+
+    build.__name__ = "centernet_" + backbone
+    return build
+
+
 CLASSIFIER_OUTPUTS = ["logits"]
 DETECTOR_OUTPUTS = ["heatmap", "regression"]
 
@@ -70,6 +80,10 @@ ARCHS = {
     "mobilenet_v2": (_torchvision("mobilenet_v2"), "classification", CLASSIFIER_OUTPUTS),
     "mobilenet_v3_small": (_torchvision("mobilenet_v3_small"), "classification", CLASSIFIER_OUTPUTS),
     "resnet18": (_torchvision("resnet18"), "classification", CLASSIFIER_OUTPUTS),
+    # detectors on torchvision backbones + FPN + CenterNet head (train/detectors.py)
+    "centernet_mobilenet_v3_large": (_backbone_detector("mobilenet_v3_large"), "detection", DETECTOR_OUTPUTS),
+    "centernet_mobilenet_v3_small": (_backbone_detector("mobilenet_v3_small"), "detection", DETECTOR_OUTPUTS),
+    "centernet_resnet18": (_backbone_detector("resnet18"), "detection", DETECTOR_OUTPUTS),
 }
 
 
@@ -135,8 +149,11 @@ def save_checkpoint(path, ckpt):
 
 def load_pretrained(model, path, log=None):
     """Load weights from a local file (torchvision state_dict, {"state_dict": ...} or an edgekit
-    checkpoint) into ``model``, skipping tensors whose shape differs (a new classifier head)."""
+    checkpoint) into ``model``, skipping tensors whose shape differs (a new classifier head).
+    Backbone detectors load torchvision backbone weights their own way (detectors.load_weights)."""
     data = torch_load(path)
+    if hasattr(model, "load_weights"):
+        return model.load_weights(data, path, log=log)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     elif isinstance(data, dict) and isinstance(data.get("model"), dict):

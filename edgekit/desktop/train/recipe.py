@@ -18,7 +18,7 @@ DEFAULTS = {
     "preprocess": {"color": "RGB", "resize": "stretch", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                    "pad_value": 114},
     "decoder": {},                                   # task default below, recipe values override
-    "data": {"shapes": {"train": 2000, "val": 400, "size": None}},
+    "data": {"shapes": {"train": 2000, "val": 400, "size": None}},   # or scenes: {train, val, size}
     "augment": {},
     "epochs": 10,
     "batch": 64,
@@ -29,7 +29,7 @@ DEFAULTS = {
     "workers": 0,
     "threads": "auto",                              # CPU threads per process (see train.pick_threads)
     "amp": True,
-    "eval": {"score_threshold": 0.05},
+    "eval": {"score_threshold": 0.05, "metric": None},   # metric: what picks best.pt (default per task)
 }
 TASK_DECODERS = {
     "classification": {"type": "classification", "top_k": 5},
@@ -37,6 +37,7 @@ TASK_DECODERS = {
                   "class_agnostic": False},
 }
 TASK_METRIC = {"classification": "accuracy", "detection": "map50"}
+TASK_METRICS = {"classification": ("accuracy",), "detection": ("map50", "map50_95")}
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 
@@ -105,12 +106,19 @@ def validate(rec):
         raise ConfigError("recipe input.size must be [height, width] in pixels, got %r" % (size,))
     if task == "detection" and (size[0] % 16 or size[1] % 16):
         raise ConfigError("detector input.size must be a multiple of 16, got %r" % (size,))
+    if str(rec["model"]["arch"]).startswith("centernet_") and (size[0] % 32 or size[1] % 32):
+        raise ConfigError("%s reaches stride 32: input.size must be a multiple of 32, got %r"
+                          % (rec["model"]["arch"], size), hint="e.g. 320 or 416")
     rec["input"]["size"] = size
     decoder = dict(TASK_DECODERS[task])
     decoder.update(rec["decoder"] or {})
     if task == "detection":       # the decoder's stride is the model's
         decoder["stride"] = int(rec["model"]["kwargs"].get("stride", 8))
     rec["decoder"] = decoder
+    metrics = TASK_METRICS[task]
+    if rec["eval"].get("metric") is not None and rec["eval"]["metric"] not in metrics:
+        raise ConfigError("recipe eval.metric %r is not a %s metric" % (rec["eval"]["metric"], task),
+                          hint="use one of: %s" % ", ".join(metrics))
     for key in ("epochs", "batch"):
         if not isinstance(rec[key], int) or rec[key] < 1:
             raise ConfigError("recipe %s must be a positive integer, got %r" % (key, rec[key]))

@@ -40,22 +40,31 @@ def build_meta(rec, labels):
 
 
 def resolve_data(data, rec, out, info, cache=None):
-    """'shapes' -> generate (rank 0) and return the cached folder; else the path as given."""
-    if os.fspath(data) != "shapes":
-        return os.path.abspath(os.fspath(data))
-    from edgekit.desktop.data.datasets import make_shapes
-
-    spec = dict(rec["data"].get("shapes") or {})
+    """'shapes' or 'scenes' -> generate (rank 0) and return the cached folder; else the path as given."""
+    kind = os.fspath(data)
+    if kind not in ("shapes", "scenes"):
+        return os.path.abspath(kind)
+    if kind == "scenes" and rec["task"] != "detection":
+        raise ConfigError("--data scenes is a detection set; %s is a %s recipe" % (rec["name"], rec["task"]),
+                          hint="use --data shapes for classifiers")
+    spec = dict(rec["data"].get(kind) or {})
     seed = int(spec.pop("seed", rec["seed"]))
-    size = spec.get("size") or rec["input"]["size"][0]
-    where = os.path.join(cache or os.path.join(out, "data"),
-                         "shapes-%s-%dpx-seed%d" % (rec["task"], size, seed))
-    kwargs = dict(task=rec["task"], train=int(spec.get("train", 2000)), val=int(spec.get("val", 400)),
-                  size=size, seed=seed)
+    size = int(spec.get("size") or rec["input"]["size"][1])
+    train_n, val_n = int(spec.get("train", 2000 if kind == "shapes" else 1000)), int(spec.get("val", 400 if kind == "shapes" else 200))
+    name = "shapes-%s-%dpx-seed%d" % (rec["task"], size, seed) if kind == "shapes" else \
+        "scenes-%dpx-seed%d" % (size, seed)
+    where = os.path.join(cache or os.path.join(out, "data"), name)
     if info.is_main:
-        say("dataset: generating/reusing shapes (%s, %d train, %d val, %d px) in %s"
-            % (rec["task"], kwargs["train"], kwargs["val"], size, where))
-        make_shapes(where, **kwargs)
+        say("dataset: generating/reusing %s (%s, %d train, %d val, %d px) in %s"
+            % (kind, rec["task"], train_n, val_n, size, where))
+        if kind == "shapes":
+            from edgekit.desktop.data.datasets import make_shapes
+
+            make_shapes(where, task=rec["task"], train=train_n, val=val_n, size=size, seed=seed)
+        else:
+            from edgekit.desktop.data.scenes import make_scenes
+
+            make_scenes(where, train=train_n, val=val_n, size=size, seed=seed)
     ddp.barrier(info)
     return where
 
@@ -72,7 +81,9 @@ def make_optimizer(model, rec):
     return torch.optim.AdamW(groups, lr=float(opt["lr"]))
 
 
-def make_scheduler(optimizer, rec, steps_per_epoch):
+def make_scheduler(optimizer, rec, steps_per_epoch, time_progress=None):
+    """Warm-up then cosine (or constant). ``time_progress`` (a callable -> 0..1, --time-budget): the cosine
+    follows the share of the time budget spent instead of the share of steps."""
     total = max(1, rec["epochs"] * steps_per_epoch)
     warmup = int(float(rec["schedule"].get("warmup_epochs", 0.0)) * steps_per_epoch)
     cosine = rec["schedule"]["name"] == "cosine"
@@ -83,9 +94,14 @@ def make_scheduler(optimizer, rec, steps_per_epoch):
         if not cosine:
             return 1.0
         progress = (step - warmup) / max(1, total - warmup)
+        if time_progress is not None:
+            progress = time_progress()
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+MOSAIC_OFF_SHARE = 0.15        # --time-budget: mosaic off for the last 15% of the time (epochs: mosaic_off_epochs)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -112,13 +128,16 @@ def weights_digest(model):
     return digest.hexdigest()
 
 
-def seed_everything(seed):
+def seed_everything(seed, deterministic=True):
+    """Seed every generator. ``deterministic``: torch's deterministic algorithms too (reproducible runs; on
+    the CPU they make MobileNetV3 training about 3x slower, measured here). A --time-budget run is not
+    reproducible anyway (how far it gets depends on the machine), so it trains with the fast algorithms."""
     import random
 
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
 
@@ -147,16 +166,18 @@ def _env_int(name, default):
 
 
 def train(recipe, data, out, epochs=None, batch=None, device="auto", seed=None, weights=None,
-          resume=False, strict=False, progress=True, data_cache=None):
+          resume=False, strict=False, progress=True, data_cache=None, classes=None, time_budget=None):
     out = os.path.abspath(os.fspath(out))
     state = _resume_state(out) if resume else None
     rec = load_recipe(state["recipe"] if state else recipe)
     if state and not isinstance(recipe, dict) and os.path.splitext(os.path.basename(os.fspath(recipe)))[0] != rec["name"]:
         say("resume: continuing recipe %r from %s/last.pt" % (rec["name"], out))
     rec = apply_overrides(rec, epochs, batch, seed)
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+        raise ConfigError("--time-budget must be a positive number of seconds, got %r" % (time_budget,))
     info = ddp.setup(device)
     try:
-        return _Run(rec, info, out, progress).run(data, weights, strict, state, data_cache)
+        return _Run(rec, info, out, progress, time_budget).run(data, weights, strict, state, data_cache, classes)
     finally:
         ddp.cleanup(info)
 
@@ -178,29 +199,42 @@ def _resume_state(out):
 class _Run(object):
     """One training run; methods are the steps of ``train``."""
 
-    def __init__(self, rec, info, out, show_progress):
+    def __init__(self, rec, info, out, show_progress, time_budget=None):
         self.rec, self.info, self.out, self.show = rec, info, out, show_progress
+        # --time-budget S: train for S seconds of wall clock (the epochs count is then an upper bound), the
+        # cosine follows the time spent, mosaic stops for the last MOSAIC_OFF_SHARE of it, and validation
+        # runs once at the end (as Ultralytics' `time=` with val=False): a budget buys training, not scoring.
+        self.budget = float(time_budget) if time_budget else None
+        self.t_start = None
+        self.out_of_time = False
         self.task = TASKS[rec["task"]]
-        self.metric = TASK_METRIC[rec["task"]]
+        self.metric = rec["eval"].get("metric") or TASK_METRIC[rec["task"]]
         self.device = info.device
         self.amp = bool(rec["amp"]) and self.device.type == "cuda"
 
-    def run(self, data, weights, strict, state, data_cache):
+    def run(self, data, weights, strict, state, data_cache, classes=None):
         from edgekit.desktop.data.augment import build_augment
         from edgekit.desktop.train.models import build_model, load_pretrained
         from edgekit.vision.preprocess import Preprocessor
 
         rec = self.rec
-        seed_everything(rec["seed"])
+        seed_everything(rec["seed"], deterministic=not self.budget)
         if self.device.type == "cpu":
             torch.set_num_threads(pick_threads(rec["threads"], self.info))
         root = resolve_data(data, rec, self.out, self.info, data_cache)
-        train_items, val_items, labels = self.task.list_data(root, strict=strict)
+        train_items, val_items, labels = self.task.list_data(root, strict=strict, classes=classes)
         self.meta = build_meta(rec, labels)
         pre = Preprocessor.from_meta(self.meta)
         self.train_ds, self.val_ds = self.task.datasets(train_items, val_items, pre, build_augment(rec["augment"]),
                                                         rec["seed"], self.meta)
         self.labels = labels
+        if rec["task"] == "detection":
+            from edgekit.desktop.data.augment import mosaic_probability
+
+            p = mosaic_probability(rec["augment"], from_scratch=not weights)
+            if p > 0:
+                self.train_ds.use_mosaic(p, rec["input"]["size"], rec["epochs"],
+                                         int(rec["augment"].get("mosaic_off_epochs", 2)))
         self.model = build_model(rec["model"]["arch"], num_classes=len(labels), **rec["model"]["kwargs"])
         if weights:
             load_pretrained(self.model, weights, log=say if self.info.is_main else None)
@@ -210,7 +244,8 @@ class _Run(object):
         self.net = ddp.wrap(self.model, self.info)
         loader = self._loader()
         self.optimizer = make_optimizer(self.model, rec)
-        self.scheduler = make_scheduler(self.optimizer, rec, len(loader))
+        self.scheduler = make_scheduler(self.optimizer, rec, len(loader),
+                                        self._time_progress if self.budget else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history, self.best, start = [], None, 0
         if state:
@@ -249,8 +284,14 @@ class _Run(object):
         self.history = list(state.get("history") or [])
         self.best = state.get("best")
 
+    def _time_progress(self):
+        if self.t_start is None:
+            return 0.0
+        return min(1.0, (time.perf_counter() - self.t_start) / self.budget)
+
     def _loop(self, loader, start, root):
         rec, stopped, t0 = self.rec, None, time.perf_counter()
+        self.t_start = t0
         elapsed0 = self.history[-1]["elapsed_s"] if self.history else 0.0
         for epoch in range(start, rec["epochs"]):
             self.train_ds.set_epoch(epoch)
@@ -259,6 +300,11 @@ class _Run(object):
             loss, images = self._train_epoch(loader, epoch)
             train_s = time.perf_counter() - t_epoch
             ddp.sync_buffers(self.model, self.info)
+            if self.budget and not self.out_of_time and epoch < rec["epochs"] - 1:
+                if self.info.is_main:
+                    say("epoch %d  loss %.4f  %.1f img/s  %.0f/%.0f s of the budget" % (
+                        epoch + 1, loss, images / max(train_s, 1e-9), time.perf_counter() - t0, self.budget))
+                continue
             val = self.task.evaluate(self.model, self.val_ds, self.meta, self.device, max(rec["batch"], 32),
                                      rec["eval"].get("score_threshold"))
             record = {"epoch": epoch, "train_loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
@@ -270,13 +316,15 @@ class _Run(object):
             improved = self.best is None or record[self.metric] > self.best["value"]
             if improved:
                 self.best = {"epoch": epoch, "metric": self.metric, "value": record[self.metric],
-                             "metrics": {k: v for k, v in record.items() if k != "per_class_ap50"}}
+                             "metrics": {k: v for k, v in record.items() if not k.startswith("per_class")}}
             if self.info.is_main:
                 self._save(epoch, record, improved)
                 say("epoch %d/%d  loss %.4f  %s %.4f%s  %.1f img/s  %.1f s" % (
                     epoch + 1, rec["epochs"], loss, self.metric, record[self.metric], "  (best)" if improved else "",
                     record["images_per_s"], record["epoch_s"]))
             stopped = ddp.all_same(self._should_stop(epoch, record), self.info)
+            if self.budget and self.out_of_time:
+                stopped = "the time budget of %.0f s is spent" % self.budget
             if stopped:
                 if self.info.is_main:
                     say("early stop: %s" % stopped)
@@ -305,6 +353,13 @@ class _Run(object):
             self.scheduler.step()
             total += float(loss.detach()) * len(x)
             count += len(x)
+            if self.budget:
+                spent = self._time_progress()
+                if spent >= 1.0 - MOSAIC_OFF_SHARE and self.train_ds.mosaic_p:
+                    self.train_ds.mosaic_p = 0.0          # the last share of the budget on whole images
+                if spent >= 1.0:
+                    self.out_of_time = True
+                    break
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss="%.4f" % float(loss.detach()))
@@ -335,7 +390,7 @@ class _Run(object):
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "meta": meta, "output_names": output_names(self.rec["model"]["arch"]),
                 "recipe": self.rec, "epoch": epoch,
-                "metrics": {k: v for k, v in record.items() if k != "per_class_ap50"}}
+                "metrics": {k: v for k, v in record.items() if not k.startswith("per_class")}}
 
     def _save(self, epoch, record, improved):
         from edgekit.desktop.train.models import save_checkpoint

@@ -34,7 +34,10 @@ class Classification(object):
     name = "classification"
     metric = "accuracy"
 
-    def list_data(self, root, strict=False):
+    def list_data(self, root, strict=False, classes=None):
+        if classes:
+            raise DatasetError("--classes selects detection classes; a classifier trains on every class folder",
+                               hint="drop --classes, or remove the class folders you do not want")
         train, labels = D.list_image_folder(_split_dir(root, "train"), strict=strict)
         val, _ = D.list_image_folder(_split_dir(root, "val"), strict=strict, class_names=labels)
         return train, val, labels
@@ -66,9 +69,15 @@ class Detection(object):
     name = "detection"
     metric = "map50"
 
-    def list_data(self, root, strict=False):
-        train, labels = D.load_yolo(root, "train", strict=strict)
-        val, val_names = D.load_yolo(root, "val", strict=strict)
+    def list_data(self, root, strict=False, classes=None):
+        from edgekit.desktop.data.annotations import load_detection
+
+        train, labels = load_detection(root, "train", classes=classes, strict=strict)
+        val, val_names = load_detection(root, "val", classes=classes, strict=strict)
+        if val_names != labels:
+            raise DatasetError("the val split's classes differ from the train split's in %s (train: %s; val: %s)"
+                               % (root, ", ".join(labels[:10]), ", ".join(val_names[:10])),
+                               hint="label both splits with the same classes, or pick common ones with --classes")
         return train, val, labels
 
     def datasets(self, train, val, pre, augment, seed, meta):
@@ -89,8 +98,8 @@ class Detection(object):
 
     @torch.no_grad()
     def evaluate(self, model, val_ds, meta, device, batch, score_threshold=0.05):
+        from edgekit.desktop.data.scoring import coco_map
         from edgekit.vision.centernet import decode, to_eval_tuples
-        from edgekit.vision.metrics import evaluate_detections
 
         model.eval()
         preds, gts = [], []
@@ -102,9 +111,10 @@ class Detection(object):
             results = decode(outputs, meta, [s[2] for s in samples], score_threshold=score_threshold)
             preds.extend(to_eval_tuples(r) for r in results)
             gts.extend([tuple(b) for b in val_ds.frame_boxes(i)] for i in idx)
-        report = evaluate_detections(preds, gts, len(meta.labels))
+        report = coco_map(preds, gts, len(meta.labels), labels=meta.labels)          # pycocotools
         return {"map50": report["map50"], "map50_95": report["map50_95"],
-                "per_class_ap50": [c["ap50"] for c in report["per_class"]]}
+                "per_class_ap50": [c["ap50"] for c in report["per_class"]],
+                "per_class_ap50_95": [c["ap50_95"] for c in report["per_class"]]}
 
 
 TASKS = {"classification": Classification(), "detection": Detection()}

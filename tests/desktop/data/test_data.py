@@ -182,7 +182,7 @@ def test_dataset_errors_exit_2_with_one_line_through_the_cli(yolo_root, tmp_path
     cases = [
         (["train", "shapes-detector", "--data", root], "00000.txt line 1: class 9 out of range"),
         (["train", "shapes-classifier", "--data", str(tmp_path / "nothing")], "has no train/ folder"),
-        (["train", "shapes-detector", "--data", str(tmp_path / "nothing")], "data.yaml"),
+        (["train", "shapes-detector", "--data", str(tmp_path / "nothing")], "(data.yaml)"),
         (["train", "no-such-recipe", "--data", "shapes"], "recipe 'no-such-recipe' not found"),
         (["train", "shapes-classifier", "--data", "shapes", "--resume"], "last.pt not found"),
         (["train", "shapes-classifier", "--data", "shapes", "--device", "cuda"], "no CUDA GPU"),
