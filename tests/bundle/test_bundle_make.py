@@ -81,10 +81,15 @@ def test_force_allows_a_slow_precision_and_says_so(model, tmp_path):
 def test_model_problems(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         make_bundle(str(tmp_path / "missing.onnx"), str(tmp_path / "b.tar.gz"))
-    plain = tmp_path / "plain.onnx"
-    plain.write_bytes(b"")
+    from standins.models import tiny_classifier
+
+    plain = tiny_classifier(tmp_path / "plain.onnx", with_meta=False)   # an ONNX no decoder recognises
     with pytest.raises(ModelError, match="no edgekit metadata"):
         make_bundle(str(plain), str(tmp_path / "b.tar.gz"))
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="has no graph"):
+        make_bundle(str(empty), str(tmp_path / "b.tar.gz"))
     with pytest.raises(ConfigError, match="must end with .tar.gz"):
         make_bundle(make_classifier(tmp_path / "m.onnx"), str(tmp_path / "b.zip"))
 
