@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit.analytics.config import AnalyticsConfig, validate_config
 from edgekit.analytics.events import make_event
-from edgekit.analytics.rules import LineCounter, ZoneWatcher
+from edgekit.analytics.rules import FrameView, LineCounter, ZoneWatcher
 from edgekit.analytics.tracker import check_dets, make_tracker
 from edgekit.errors import ConfigError
 
@@ -112,8 +112,9 @@ class CameraAnalytics(object):
             events.append(make_event(kind, self.camera, rule.name, rule.kind, tid, label, cls, when, box, score,
                                      self._seq, frame=frm, direction=direction, dwell_s=dwell_s))
 
+        view = FrameView(tracks)
         for r in self.runners:
-            r.update(tracks, self.label_of, self.t, frame, emit)
+            r.update(view, self.label_of, self.t, frame, emit)
         removed = self.tracker.removed_ids
         if removed:
             for r in self.runners:
