@@ -41,19 +41,25 @@ class Polygon(object):
 
     def contains(self, x, y):
         """Whether each point (x[i], y[i]) lies inside, by ray casting."""
-        px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
-        straddles = (self.y0 > py) != (self.y1 > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cross_x = self.x0 + (py - self.y0) * self.dx / self.dy
-        hits = straddles & (px < cross_x)
-        return (hits.sum(axis=1) % 2) == 1
+        return self.inside_and_distance(x, y, distance=False)[0]
 
     def distance(self, x, y):
         """Distance of each point (x[i], y[i]) to the nearest edge."""
+        return self.inside_and_distance(x, y)[1]
+
+    def inside_and_distance(self, x, y, distance=True):
+        """(inside, distance to the nearest edge) of each point, sharing the work."""
         px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
-        rx, ry = px - self.x0, py - self.y0
-        u = np.clip((rx * self.dx + ry * self.dy) / self.len2, 0.0, 1.0)
-        return np.hypot(rx - u * self.dx, ry - u * self.dy).min(axis=1)
+        ry = py - self.y0
+        straddles = (self.y0 > py) != (self.y1 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross_x = self.x0 + ry * self.dx / self.dy
+        inside = np.logical_xor.reduce(straddles & (px < cross_x), axis=1)      # an odd number of hits
+        if not distance:
+            return inside, None
+        rx = px - self.x0
+        u = np.minimum(np.maximum((rx * self.dx + ry * self.dy) / self.len2, 0.0), 1.0)
+        return inside, np.hypot(rx - u * self.dx, ry - u * self.dy).min(axis=1)
 
 
 def points_in_polygon(x, y, polygon):
@@ -226,9 +232,9 @@ class ZoneWatcher(_RuleRunner):
         if sub is None:
             return
         px, py, height, ids, rows = sub
-        inside = self._polygon.contains(px, py)
+        inside, distance = self._polygon.inside_and_distance(px, py)
         # within margin x the box height of an edge the state does not change (hysteresis)
-        clear = self._polygon.distance(px, py) > self.rule.margin * height
+        clear = distance > self.rule.margin * height
         need = self.rule.min_frames
         loiter = self.rule.loiter_s
         states = self.states
