@@ -340,10 +340,10 @@ class SnapshotWriter(QueuedSink):
             with self._lock:
                 self._files.append((now, path, len(data)))
                 self._bytes += len(data)
+        self._retain(now)       # before counting it written: who waits for the count sees the folder trimmed
         self.written += 1
         if self.metrics is not None:
             self.metrics.inc("snapshots_written_total")
-        self._retain(now)
 
     def _retain(self, now):
         while self._files and (self._bytes > self.max_bytes or now - self._files[0][0] > self.max_age_s):
