@@ -44,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _common import claim, make_video, median, write  # noqa: E402
+from _common import claim, make_video, median, median_interval, write  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet18")
 REPEATS = 16
@@ -75,20 +75,6 @@ def export(name, path):
     attach_to_onnx(proto, meta)
     onnx.save(proto, path)
     return path
-
-
-def median_interval(values, confidence=0.95):
-    """A distribution-free interval for the median of ``values`` (order statistics: the k-th smallest
-    and the k-th largest, k the largest with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2); for 16
-    values the 4th smallest and the 4th largest, 97.9% coverage. The whole range when n is too small."""
-    from math import comb
-
-    xs, n = sorted(values), len(values)
-    tail, k, below = (1.0 - confidence) / 2.0, 0, 1.0 / 2 ** n     # below = P(B <= k)
-    while k < n and below <= tail:
-        k += 1
-        below += comb(n, k) / 2.0 ** n
-    return (xs[0], xs[-1]) if k == 0 else (xs[k - 1], xs[n - k])
 
 
 def timed_loop(fn, seconds, min_iters=10):

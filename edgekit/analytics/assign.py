@@ -128,19 +128,23 @@ def linear_assignment(cost, thresh, solver=None):
     rows, cols = ok.nonzero()
     # an edge whose row and column have no other edge is taken without a solver
     lone = (ok.sum(axis=1)[rows] == 1) & (ok.sum(axis=0)[cols] == 1)
+    if lone.all():          # the usual frame: every gated pair stands alone (nonzero gives them by row)
+        m = np.stack([rows, cols], axis=1).astype(np.int64, copy=False).reshape(-1, 2)
+        return m, _free(n_rows, m[:, 0]), _free(n_cols, m[:, 1])
     pairs = list(zip(rows[lone].tolist(), cols[lone].tolist()))
-    if not lone.all():
-        solve = solver or _solve
-        rest = ~lone
-        for comp_rows, comp_cols in _components(rows[rest], cols[rest]):
-            sub = cost[np.ix_(comp_rows, comp_cols)]
-            gain = np.where(sub <= thresh, sub - thresh, 0.0)
-            r_idx, c_idx = solve(gain)
-            pairs.extend((comp_rows[r], comp_cols[c]) for r, c in zip(r_idx, c_idx) if sub[r, c] <= thresh)
+    solve = solver or _solve
+    rest = ~lone
+    for comp_rows, comp_cols in _components(rows[rest], cols[rest]):
+        sub = cost[np.ix_(comp_rows, comp_cols)]
+        gain = np.where(sub <= thresh, sub - thresh, 0.0)
+        r_idx, c_idx = solve(gain)
+        pairs.extend((comp_rows[r], comp_cols[c]) for r, c in zip(r_idx, c_idx) if sub[r, c] <= thresh)
     pairs.sort()
     m = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    free_rows = np.ones(n_rows, dtype=bool)
-    free_rows[m[:, 0]] = False
-    free_cols = np.ones(n_cols, dtype=bool)
-    free_cols[m[:, 1]] = False
-    return m, free_rows.nonzero()[0], free_cols.nonzero()[0]
+    return m, _free(n_rows, m[:, 0]), _free(n_cols, m[:, 1])
+
+
+def _free(n, used):
+    free = np.ones(n, dtype=bool)
+    free[used] = False
+    return free.nonzero()[0]

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit.analytics.config import AnalyticsConfig, validate_config
 from edgekit.analytics.events import make_event
-from edgekit.analytics.rules import LineCounter, ZoneWatcher
+from edgekit.analytics.rules import FrameView, LineCounter, ZoneWatcher
 from edgekit.analytics.tracker import check_dets, make_tracker
 from edgekit.errors import ConfigError
 
@@ -112,8 +112,9 @@ class CameraAnalytics(object):
             events.append(make_event(kind, self.camera, rule.name, rule.kind, tid, label, cls, when, box, score,
                                      self._seq, frame=frm, direction=direction, dwell_s=dwell_s))
 
+        view = FrameView(tracks)
         for r in self.runners:
-            r.update(tracks, self.label_of, self.t, frame, emit)
+            r.update(view, self.label_of, self.t, frame, emit)
         removed = self.tracker.removed_ids
         if removed:
             for r in self.runners:
@@ -126,15 +127,23 @@ class CameraAnalytics(object):
         return FrameResult(tracks, events, det_ids)
 
     def _trail(self, tracks):
+        """Each track's last 64 anchor points; ``state()`` keeps those within ``trail_s`` of the last
+        one and rounds them (done there, not on every frame)."""
         t = self.t
+        trails = self._trails
         for tid, x, y in zip(tracks[:, 4].astype(np.int64).tolist(), ((tracks[:, 0] + tracks[:, 2]) / 2).tolist(),
                              tracks[:, 3].tolist()):
-            trail = self._trails.get(tid)
+            trail = trails.get(tid)
             if trail is None:
-                trail = self._trails[tid] = collections.deque(maxlen=64)
-            trail.append((t, round(x, 1), round(y, 1)))
-            while trail and t - trail[0][0] > self.trail_s:
-                trail.popleft()
+                trail = trails[tid] = collections.deque(maxlen=64)
+            trail.append((t, x, y))
+
+    def _trail_points(self, tid):
+        trail = self._trails.get(tid)
+        if not trail:
+            return []
+        last = trail[-1][0]
+        return [[round(x, 1), round(y, 1)] for when, x, y in trail if not last - when > self.trail_s]
 
     def counts(self):
         """{rule name: its counts}: lines ``in``/``out`` per label and totals, zones occupancy per label."""
@@ -145,8 +154,7 @@ class CameraAnalytics(object):
         tracks = []
         for tr in self.tracker.active():
             tr["label"] = self.label_of(tr["class"])
-            trail = self._trails.get(tr["track_id"])
-            tr["trail"] = [[x, y] for _, x, y in trail] if trail else []
+            tr["trail"] = self._trail_points(tr["track_id"])
             tracks.append(tr)
         rules = {}
         for r in self.runners:

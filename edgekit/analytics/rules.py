@@ -11,7 +11,8 @@ and leaves it (outside for ``min_frames`` frames, or the track ends), with the s
 ``margin`` x the box height along the polygon's edges, keeps the occupancy per label
 and each track's dwell time, and fires ``loitering`` once per track after ``loiter_s`` inside.
 
-Both take the tracker's rows ``[x1, y1, x2, y2, track_id, score, class]`` per frame and call
+Both take the tracker's rows ``[x1, y1, x2, y2, track_id, score, class]`` per frame, as a ``FrameView`` that
+computes the anchors once for every rule, and call
 ``emit(kind, rule, track_id, label, cls, t, box, score, frame, direction=None, dwell_s=None)``.
 """
 
@@ -27,27 +28,86 @@ def anchors(boxes, anchor):
     return x, y
 
 
+class Polygon(object):
+    """A polygon's edges as arrays (1 x E), made once per frame size: the rules test every anchor
+    against every edge in a few array operations per frame."""
+
+    def __init__(self, points):
+        poly = np.asarray(points, dtype=np.float64)
+        self.x0, self.y0 = poly[:, 0][None, :], poly[:, 1][None, :]
+        self.x1, self.y1 = np.roll(poly[:, 0], -1)[None, :], np.roll(poly[:, 1], -1)[None, :]
+        self.dx, self.dy = self.x1 - self.x0, self.y1 - self.y0
+        self.len2 = np.maximum(self.dx * self.dx + self.dy * self.dy, 1e-12)
+
+    def contains(self, x, y):
+        """Whether each point (x[i], y[i]) lies inside, by ray casting."""
+        return self.inside_and_distance(x, y, distance=False)[0]
+
+    def distance(self, x, y):
+        """Distance of each point (x[i], y[i]) to the nearest edge."""
+        return self.inside_and_distance(x, y)[1]
+
+    def inside_and_distance(self, x, y, distance=True):
+        """(inside, distance to the nearest edge) of each point, sharing the work."""
+        px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
+        ry = py - self.y0
+        straddles = (self.y0 > py) != (self.y1 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross_x = self.x0 + ry * self.dx / self.dy
+        inside = np.logical_xor.reduce(straddles & (px < cross_x), axis=1)      # an odd number of hits
+        if not distance:
+            return inside, None
+        rx = px - self.x0
+        u = np.minimum(np.maximum((rx * self.dx + ry * self.dy) / self.len2, 0.0), 1.0)
+        return inside, np.hypot(rx - u * self.dx, ry - u * self.dy).min(axis=1)
+
+
 def points_in_polygon(x, y, polygon):
     """Whether each point (x[i], y[i]) lies inside ``polygon`` (list of (x, y)), by ray casting."""
-    poly = np.asarray(polygon, dtype=np.float64)
-    x0, y0 = poly[:, 0][None, :], poly[:, 1][None, :]
-    x1, y1 = np.roll(poly[:, 0], -1)[None, :], np.roll(poly[:, 1], -1)[None, :]
-    px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
-    straddles = (y0 > py) != (y1 > py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross_x = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
-    hits = straddles & (px < cross_x)
-    return (hits.sum(axis=1) % 2) == 1
+    return Polygon(polygon).contains(x, y)
 
 
 def distance_to_polygon(x, y, polygon):
     """Distance of each point (x[i], y[i]) to the nearest edge of ``polygon``."""
-    poly = np.asarray(polygon, dtype=np.float64)
-    ax, ay = poly[:, 0][None, :], poly[:, 1][None, :]
-    ex, ey = np.roll(poly[:, 0], -1)[None, :] - ax, np.roll(poly[:, 1], -1)[None, :] - ay
-    px, py = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[:, None]
-    u = np.clip(((px - ax) * ex + (py - ay) * ey) / np.maximum(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
-    return np.hypot(px - ax - u * ex, py - ay - u * ey).min(axis=1)
+    return Polygon(polygon).distance(x, y)
+
+
+class FrameView(object):
+    """One frame's tracker rows ``[x1, y1, x2, y2, track_id, score, class]`` with what every rule
+    needs from them computed once: the anchor points (per anchor kind), box heights, ids, rows as
+    Python lists."""
+
+    def __init__(self, tracks):
+        self.tracks = tracks
+        self._anchors = {}
+        self._ids = self._rows = self._height = None
+
+    def __len__(self):
+        return len(self.tracks)
+
+    def anchor(self, kind):
+        xy = self._anchors.get(kind)
+        if xy is None:
+            xy = self._anchors[kind] = anchors(self.tracks, kind)
+        return xy
+
+    @property
+    def height(self):
+        if self._height is None:
+            self._height = self.tracks[:, 3] - self.tracks[:, 1]
+        return self._height
+
+    @property
+    def ids(self):
+        if self._ids is None:
+            self._ids = self.tracks[:, 4].astype(np.int64).tolist()
+        return self._ids
+
+    @property
+    def rows(self):
+        if self._rows is None:
+            self._rows = self.tracks.tolist()
+        return self._rows
 
 
 class _RuleRunner(object):
@@ -62,17 +122,27 @@ class _RuleRunner(object):
             self.points = None if self.rule.normalized else [tuple(p) for p in self.rule.points]
         else:
             self.points = self.rule.resolve(frame_size)
+        self._geometry()
 
-    def _selected(self, tracks, label_of):
-        """The rows this rule looks at on this frame (class filter, min score), or None."""
-        if self.points is None or not len(tracks):
+    def _geometry(self):
+        pass
+
+    def _selected(self, view, label_of):
+        """What this rule looks at on this frame (class filter, min score): (anchor x, y, box heights,
+        ids, rows as lists), or None."""
+        if self.points is None or not len(view):
             return None
         rule = self.rule
-        if rule.classes is None and rule.min_score <= 0:
-            return tracks                       # every track (scores are never negative)
-        keep = [i for i, (score, cls) in enumerate(tracks[:, 5:7].tolist())
-                if score >= rule.min_score and rule.accepts(label_of(int(cls)), int(cls))]
-        return tracks[keep] if keep else None
+        px, py = view.anchor(rule.anchor)
+        if rule.classes is None and rule.min_score <= 0:        # every track (scores are never negative)
+            return px, py, view.height, view.ids, view.rows
+        rows = view.rows
+        keep = [i for i, row in enumerate(rows)
+                if row[5] >= rule.min_score and rule.accepts(label_of(int(row[6])), int(row[6]))]
+        if not keep:
+            return None
+        ids = view.ids
+        return px[keep], py[keep], view.height[keep], [ids[i] for i in keep], [rows[i] for i in keep]
 
 
 class LineCounter(_RuleRunner):
@@ -83,20 +153,23 @@ class LineCounter(_RuleRunner):
         self.counts = {"in": {}, "out": {}}
         self.in_sign = 1 if rule.in_side == "right" else -1
 
-    def update(self, tracks, label_of, t, frame, emit):
-        sub = self._selected(tracks, label_of)
+    def _geometry(self):
+        if self.points is not None:
+            (ax, ay), (bx, by) = self.points
+            dx, dy = bx - ax, by - ay
+            self._line = (ax, ay, dx, dy, np.hypot(dx, dy))
+
+    def update(self, view, label_of, t, frame, emit):
+        sub = self._selected(view, label_of)
         if sub is None:
             return
-        (ax, ay), (bx, by) = self.points
-        dx, dy = bx - ax, by - ay
-        length = np.hypot(dx, dy)
-        px, py = anchors(sub, self.rule.anchor)
+        px, py, height, ids, rows = sub
+        ax, ay, dx, dy, length = self._line
         dist = (dx * (py - ay) - dy * (px - ax)) / length            # > 0: right of A -> B in the image
-        margin = self.rule.margin * (sub[:, 3] - sub[:, 1])
+        margin = self.rule.margin * height
         side = np.where(dist > margin, 1, np.where(dist < -margin, -1, 0))
         need = self.rule.min_frames
-        for k, (tid, s_now, x, y, d) in enumerate(zip(sub[:, 4].astype(np.int64).tolist(), side.tolist(),
-                                                     px.tolist(), py.tolist(), dist.tolist())):
+        for k, (tid, s_now, x, y, d) in enumerate(zip(ids, side.tolist(), px.tolist(), py.tolist(), dist.tolist())):
             st = self.states.get(tid)
             if st is None:
                 # [side, frames on the other side, last x, y and distance on the side, crossed within, counted]
@@ -123,7 +196,7 @@ class LineCounter(_RuleRunner):
             if direction in st[6]:
                 continue
             st[6].add(direction)
-            row = sub[k]
+            row = rows[k]
             label = label_of(int(row[6]))
             self.counts[direction][label] = self.counts[direction].get(label, 0) + 1
             emit("line_crossed", self.rule, tid, label, int(row[6]), t, row[:4], row[5], frame, direction=direction)
@@ -151,24 +224,26 @@ class ZoneWatcher(_RuleRunner):
         self.occupancy = {}
         self.entered = {}
 
-    def update(self, tracks, label_of, t, frame, emit):
-        sub = self._selected(tracks, label_of)
+    def _geometry(self):
+        self._polygon = Polygon(self.points) if self.points is not None else None
+
+    def update(self, view, label_of, t, frame, emit):
+        sub = self._selected(view, label_of)
         if sub is None:
             return
-        px, py = anchors(sub, self.rule.anchor)
-        inside = points_in_polygon(px, py, self.points)
+        px, py, height, ids, rows = sub
+        inside, distance = self._polygon.inside_and_distance(px, py)
         # within margin x the box height of an edge the state does not change (hysteresis)
-        clear = distance_to_polygon(px, py, self.points) > self.rule.margin * (sub[:, 3] - sub[:, 1])
+        clear = distance > self.rule.margin * height
         need = self.rule.min_frames
         loiter = self.rule.loiter_s
-        for k, (tid, now, sure) in enumerate(zip(sub[:, 4].astype(np.int64).tolist(), inside.tolist(),
-                                                 clear.tolist())):
-            st = self.states.get(tid)
-            row = sub[k]
+        states = self.states
+        for tid, now, sure, row in zip(ids, inside.tolist(), clear.tolist(), rows):
+            st = states.get(tid)
             if st is None:
-                # [inside, frames the other way, time the change began, t entered, loitered, label, cls, box, score, t]
-                st = self.states[tid] = [False, 0, t, None, False, None, None, None, None, t]
-            st[7], st[8], st[9] = row[:4].copy(), float(row[5]), t
+                # [inside, frames the other way, time the change began, t entered, loitered, label, cls, row, score, t]
+                st = states[tid] = [False, 0, t, None, False, None, None, None, None, t]
+            st[7], st[8], st[9] = row, row[5], t
             if not sure:
                 st[1] = 0
             elif now != st[0]:
@@ -196,7 +271,7 @@ class ZoneWatcher(_RuleRunner):
         self.occupancy[label] = self.occupancy.get(label, 1) - 1
         if self.occupancy[label] <= 0:
             del self.occupancy[label]
-        emit("object_left", self.rule, tid, label, st[6], t_event, st[7], st[8], frame, dwell_s=t_left - st[3])
+        emit("object_left", self.rule, tid, label, st[6], t_event, st[7][:4], st[8], frame, dwell_s=t_left - st[3])
 
     def remove(self, ids, t, emit):
         """Tracks the tracker deleted: those inside leave (at the time they were last seen)."""

@@ -67,6 +67,7 @@ class AnalyticsHook(object):
         self.lock = threading.Lock()
         self._recent = collections.deque(maxlen=recent)
         self.events_total = 0
+        self._tracks_active = 0
         self._describe_metrics()
         self._publish_all_counts()
 
@@ -74,18 +75,20 @@ class AnalyticsHook(object):
     def process(self, record, image):
         result = record.get("result") or {}
         detections = result.get("detections") or []
-        dets = np.zeros((len(detections), 6))
-        for i, d in enumerate(detections):
-            box = d["box"]
-            dets[i] = (box[0], box[1], box[2], box[3], d["score"], d["index"])
+        if detections:
+            dets = np.array([(d["box"][0], d["box"][1], d["box"][2], d["box"][3], d["score"], d["index"])
+                             for d in detections], dtype=np.float64)
+        else:
+            dets = np.zeros((0, 6))
         frame_size = (int(image.shape[1]), int(image.shape[0]))
         record["frame_size"] = [frame_size[0], frame_size[1]]
         with self.lock:
             out = self.analytics.update(dets, record["ts_capture"], frame_size=frame_size, frame=record["seq"])
         for d, tid in zip(detections, out.det_track_ids):
             d["track_id"] = tid
-        if self.metrics is not None:
-            self.metrics.set("tracks_active", len(out.tracks))
+        if self.metrics is not None and len(out.tracks) != self._tracks_active:     # the gauge, on change
+            self._tracks_active = len(out.tracks)
+            self.metrics.set("tracks_active", self._tracks_active)
         if out.events:
             self._events(out.events, image, result)
 
@@ -337,10 +340,10 @@ class SnapshotWriter(QueuedSink):
             with self._lock:
                 self._files.append((now, path, len(data)))
                 self._bytes += len(data)
+        self._retain(now)       # before counting it written: who waits for the count sees the folder trimmed
         self.written += 1
         if self.metrics is not None:
             self.metrics.inc("snapshots_written_total")
-        self._retain(now)
 
     def _retain(self, now):
         while self._files and (self._bytes > self.max_bytes or now - self._files[0][0] > self.max_age_s):
