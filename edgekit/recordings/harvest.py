@@ -30,13 +30,13 @@ import os
 import threading
 import time
 
-import cv2
 import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.fsutil import atomic_write_bytes, atomic_write_text
 from edgekit.progress import say
 from edgekit.recordings.ring import positive
+from edgekit.vision.draw import encode_jpeg
 
 RECOUNT_S = 60.0        # while full, the folder is measured again at most this often (s of capture time)
 EDGE = 0.02             # a box this close (fraction of the frame) to the border is leaving the view
@@ -296,10 +296,7 @@ class Harvester(object):
             n += 1
             image_path = os.path.join(self.folder, "images", "%s-%d.jpg" % (stem, n))
         stem = os.path.splitext(os.path.basename(image_path))[0]
-        ok, buf = cv2.imencode(".jpg", frame, [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
-        if not ok:
-            raise ValueError("JPEG encoding failed")
-        data = buf.tobytes()
+        data = encode_jpeg(frame, self.quality)
         text = "".join(line + "\n" for line in yolo_lines(dets, w, h))
         label_path = os.path.join(self.folder, "labels", stem + ".txt")
         atomic_write_text(label_path, text)

@@ -9,9 +9,9 @@ the oldest are dropped first and counted (``dropped_cap``): then the ring holds 
 import collections
 import threading
 
-import cv2
 
 from edgekit.errors import ConfigError
+from edgekit.vision.draw import encode_jpeg
 
 DEFAULT_QUALITY = 80          # cv2's own default is 95; 80 is a third of the bytes and looks the same on video
 
@@ -26,13 +26,6 @@ class EncodedFrame(object):
         self.t = t
         self.size = size
         self.seq = seq
-
-
-def encode_jpeg(frame, quality=DEFAULT_QUALITY):
-    ok, buf = cv2.imencode(".jpg", frame, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed for a frame of shape %s" % (getattr(frame, "shape", None),))
-    return buf.tobytes()
 
 
 def positive(name, value, zero=False):

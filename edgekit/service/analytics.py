@@ -315,7 +315,7 @@ class SnapshotWriter(QueuedSink):
         import cv2
 
         from edgekit.fsutil import atomic_write_bytes
-        from edgekit.vision.draw import annotate
+        from edgekit.vision.draw import annotate, encode_jpeg
 
         frame = annotate(image, result, labels=self.labels, caption="%s %s" % (event["type"], event["rule"]))
         for kind, points in geometry or ():     # lines yellow, zones blue (BGR), as on the status page
@@ -326,16 +326,12 @@ class SnapshotWriter(QueuedSink):
         h, w = image.shape[:2]
         mx, my = max(4, (x2 - x1) // 8), max(4, (y2 - y1) // 8)
         crop = image[max(0, y1 - my):min(h, y2 + my), max(0, x1 - mx):min(w, x2 + mx)]
-        params = [int(cv2.IMWRITE_JPEG_QUALITY), self.jpeg_quality]
         now = time.time()
         for suffix, picture in (("-crop.jpg", crop), (".jpg", frame)):
             if picture.size == 0:
                 continue
-            ok, buf = cv2.imencode(".jpg", picture, params)
-            if not ok:
-                raise RuntimeError("JPEG encoding failed")
+            data = encode_jpeg(picture, self.jpeg_quality)
             path = os.path.join(self.directory, name + suffix)
-            data = buf.tobytes()
             atomic_write_bytes(path, data)
             with self._lock:
                 self._files.append((now, path, len(data)))

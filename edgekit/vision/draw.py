@@ -92,3 +92,13 @@ def annotate(frame, result, labels=None, caption=None):
     if caption:
         _label_box(cv2, image, str(caption), image.shape[1], image.shape[0], (32, 32, 32), font_scale, thickness)
     return image
+
+
+def encode_jpeg(image, quality=80):
+    """JPEG bytes of a BGR uint8 ``image`` at ``quality`` (the page, snapshots, the pre-roll ring, harvest)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed for a frame of shape %s" % (getattr(image, "shape", None),))
+    return buf.tobytes()

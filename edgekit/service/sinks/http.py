@@ -661,18 +661,14 @@ class HttpServer(Sink):
 
     # -- rendering --------------------------------------------------------------------------------
     def _render(self, frame, record):
-        import cv2
-
-        from edgekit.vision.draw import annotate
+        from edgekit.vision.draw import annotate, encode_jpeg
 
         result = (record or {}).get("result") if isinstance(record, dict) else None
         caption = "#%s" % record.get("seq") if isinstance(record, dict) and "seq" in record else None
         image = annotate(frame, result, labels=self.labels, caption=caption)
-        ok, buf = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(self.jpeg_quality)])
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
+        data = encode_jpeg(image, self.jpeg_quality)
         self.metrics.inc("http_jpeg_encodes_total")
-        return buf.tobytes()
+        return data
 
     def _describe_metrics(self):
         m = self.metrics
