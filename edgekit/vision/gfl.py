@@ -25,7 +25,7 @@ to the scores first, for exports that leave logits).
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.vision.yolo import _finish, _info
+from edgekit.vision.yolo import finish_detections, info_at
 from edgekit.vision.yolox import anchor_count, grid
 
 DEFAULTS = {"score_threshold": 0.35, "iou_threshold": 0.6, "max_detections": 100, "class_agnostic": False,
@@ -103,7 +103,7 @@ def decode(outputs, meta, infos=None):
         d = distances(dists_all[i][keep].astype(np.float32), bins) * strides[keep][:, None]
         c = centres[keep]
         boxes = np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1).astype(np.float32)
-        results.append(_finish(boxes, best[keep].astype(np.float32), classes, meta, params, _info(infos, i)))
+        results.append(finish_detections(boxes, best[keep].astype(np.float32), classes, meta, params, info_at(infos, i)))
     return results
 
 

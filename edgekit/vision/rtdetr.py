@@ -16,13 +16,13 @@ Decoder parameters (``meta.decoder``): score_threshold (0.25), max_detections (3
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.vision.yolo import _info, _output, _result
+from edgekit.vision.yolo import detection_result, info_at, pick_output
 
 
 def decode(outputs, meta, infos=None):
     params = {"score_threshold": 0.25, "max_detections": 300, "normalized": True}
     params.update({k: v for k, v in meta.decoder.items() if v is not None})
-    array = _output(outputs, params).astype(np.float32, copy=False)
+    array = pick_output(outputs, params).astype(np.float32, copy=False)
     if array.ndim != 3 or array.shape[2] < 5:
         raise ModelError("RT-DETR output must be (batch, queries, 4 + classes) or (batch, K, 6), got shape %s"
                          % (array.shape,), hint="check decoder.type in the model metadata")
@@ -43,5 +43,5 @@ def decode(outputs, meta, infos=None):
         keep = keep[np.argsort(-scores[keep], kind="mergesort")][:int(params["max_detections"])]
         xywh = rows[keep, :4] * scale
         boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2.0, xywh[:, :2] + xywh[:, 2:] / 2.0], axis=1)
-        results.append(_result(boxes, scores[keep].astype(np.float32), classes[keep], meta, _info(infos, i)))
+        results.append(detection_result(boxes, scores[keep].astype(np.float32), classes[keep], meta, info_at(infos, i)))
     return results

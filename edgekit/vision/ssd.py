@@ -23,7 +23,7 @@
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.vision.yolo import _finish, _info, _result
+from edgekit.vision.yolo import detection_result, finish_detections, info_at
 
 SSD_DEFAULTS = {"score_threshold": 0.5, "iou_threshold": 0.45, "max_detections": 100, "background": 0,
                 "class_agnostic": False, "max_candidates": 3000, "normalized": True}
@@ -64,7 +64,7 @@ def decode_ssd(outputs, meta, infos=None):
             scores[:, int(background)] = 0.0
         anchors, classes = np.nonzero(scores > threshold)          # every class above threshold, as SSD does
         boxes = boxes_all[i][anchors].astype(np.float32) * scale
-        results.append(_finish(boxes, scores[anchors, classes], classes, meta, params, _info(infos, i)))
+        results.append(finish_detections(boxes, scores[anchors, classes], classes, meta, params, info_at(infos, i)))
     return results
 
 
@@ -76,8 +76,8 @@ def decode_torchvision(outputs, meta, infos=None):
         raise ModelError("torchvision boxes must be (K, 4), got %s" % (boxes.shape,))
     keep = np.nonzero(scores > float(params["score_threshold"]))[0]
     keep = keep[np.argsort(-scores[keep], kind="mergesort")][:int(params["max_detections"])]
-    result = _result(boxes[keep].astype(np.float32), scores[keep].astype(np.float32),
-                     labels[keep].astype(np.int64), meta, _info(infos, 0))
+    result = detection_result(boxes[keep].astype(np.float32), scores[keep].astype(np.float32),
+                     labels[keep].astype(np.int64), meta, info_at(infos, 0))
     return [result]
 
 

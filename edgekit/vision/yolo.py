@@ -41,7 +41,8 @@ def _params(meta):
     return params
 
 
-def _output(outputs, params):
+def pick_output(outputs, params):
+    """The output tensor a one-output decoder reads: ``decoder.output`` by name, else the first."""
     if isinstance(outputs, dict):
         name = params.get("output")
         if name is not None:
@@ -59,7 +60,7 @@ def _label(labels, index):
     return labels[index] if 0 <= index < len(labels) else str(index)
 
 
-def _finish(boxes, scores, classes, meta, params, info):
+def finish_detections(boxes, scores, classes, meta, params, info):
     """Threshold-filtered candidates -> NMS -> frame pixels -> result dict."""
     limit = int(params["max_candidates"])
     if boxes.shape[0] > limit:                        # like Ultralytics' max_nms: bound the NMS work
@@ -70,10 +71,11 @@ def _finish(boxes, scores, classes, meta, params, info):
                    classes=None if params["class_agnostic"] else classes,
                    max_det=int(params["max_detections"]))
         boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
-    return _result(boxes, scores, classes, meta, info)
+    return detection_result(boxes, scores, classes, meta, info)
 
 
-def _result(boxes, scores, classes, meta, info):
+def detection_result(boxes, scores, classes, meta, info):
+    """Boxes in model-input pixels -> the detection result dict, boxes in source-frame pixels."""
     if info is not None and boxes.shape[0]:
         boxes = info.to_frame(boxes)
     detections = [{"index": int(c), "label": _label(meta.labels, int(c)), "score": float(s),
@@ -82,7 +84,8 @@ def _result(boxes, scores, classes, meta, info):
     return {"task": "detection", "detections": detections}
 
 
-def _info(infos, i):
+def info_at(infos, i):
+    """Image ``i``'s LetterboxInfo, or None when the caller passed none."""
     if infos is None or i >= len(infos):
         return None
     return infos[i]
@@ -118,7 +121,7 @@ def _check_rank(array, what, expected):
 def decode_v5(outputs, meta, infos=None):
     """YOLOv5 (B, N, 5+C) -> one detection result per image."""
     params = _params(meta)
-    array = _output(outputs, params).astype(np.float32, copy=False)
+    array = pick_output(outputs, params).astype(np.float32, copy=False)
     _check_rank(array, "YOLOv5", "(batch, boxes, 5 + classes)")
     if array.shape[2] < 6:
         raise ModelError("YOLOv5 output has %d values per box, needs at least 6" % array.shape[2],
@@ -130,10 +133,10 @@ def decode_v8(outputs, meta, infos=None):
     """YOLOv8 (B, 4+C, N) -> one detection result per image; end-to-end (B, K, 6) when
     ``decoder["end2end"]`` is set."""
     params = _params(meta)
-    array = _output(outputs, params).astype(np.float32, copy=False)
+    array = pick_output(outputs, params).astype(np.float32, copy=False)
     _check_rank(array, "YOLOv8", "(batch, 4 + classes, boxes)")
     if params.get("end2end"):
-        return [_end2end(array[i], meta, params, _info(infos, i)) for i in range(array.shape[0])]
+        return [_end2end(array[i], meta, params, info_at(infos, i)) for i in range(array.shape[0])]
     if array.shape[1] < 5:
         raise ModelError("YOLOv8 output has %d values per box, needs at least 5" % array.shape[1],
                          hint="is this a YOLOv5 export? set decoder.type to yolov5")
@@ -144,9 +147,9 @@ def decode_end2end(outputs, meta, infos=None):
     """End-to-end (B, K, 6) rows [x1, y1, x2, y2, score, class] in model-input pixels (YOLOv10, YOLO26,
     ``nms=True`` exports): thresholded and sorted, no NMS."""
     params = _params(meta)
-    array = _output(outputs, params).astype(np.float32, copy=False)
+    array = pick_output(outputs, params).astype(np.float32, copy=False)
     _check_rank(array, "end-to-end YOLO", "(batch, detections, 6)")
-    return [_end2end(array[i], meta, params, _info(infos, i)) for i in range(array.shape[0])]
+    return [_end2end(array[i], meta, params, info_at(infos, i)) for i in range(array.shape[0])]
 
 
 def _per_image(array, candidates, meta, params, infos):
@@ -154,7 +157,7 @@ def _per_image(array, candidates, meta, params, infos):
     results = []
     for i in range(array.shape[0]):
         boxes, scores, classes = candidates(array[i], params)
-        results.append(_finish(boxes, scores, classes, meta, params, _info(infos, i)))
+        results.append(finish_detections(boxes, scores, classes, meta, params, info_at(infos, i)))
     return results
 
 
@@ -165,7 +168,7 @@ def _end2end(rows, meta, params, info):
                          hint="use decoder.type yolov8 for raw YOLOv8 outputs")
     rows = rows[rows[:, 4] > float(params["score_threshold"])]
     rows = rows[np.argsort(-rows[:, 4], kind="mergesort")][:int(params["max_detections"])]
-    return _result(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64), meta, info)
+    return detection_result(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64), meta, info)
 
 
 # -- recognising Ultralytics exports ------------------------------------------------------------

@@ -22,7 +22,7 @@ class_agnostic, max_candidates, strides ([8, 16, 32]), decoded (false), output.
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.vision.yolo import _finish, _info, _output
+from edgekit.vision.yolo import finish_detections, info_at, pick_output
 
 DEFAULTS = {"score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100, "class_agnostic": False,
             "max_candidates": 3000, "strides": [8, 16, 32], "decoded": False}
@@ -50,7 +50,7 @@ def anchor_count(hw, strides, ceil=False):
 def decode(outputs, meta, infos=None):
     params = dict(DEFAULTS)
     params.update({k: v for k, v in meta.decoder.items() if v is not None})
-    array = _output(outputs, params).astype(np.float32, copy=False)
+    array = pick_output(outputs, params).astype(np.float32, copy=False)
     if array.ndim != 3 or array.shape[2] < 6:
         raise ModelError("YOLOX output must be (batch, anchors, 5 + classes), got shape %s" % (array.shape,),
                          hint="check decoder.type in the model metadata")
@@ -76,8 +76,8 @@ def decode(outputs, meta, infos=None):
             s = strides[keep][mask][:, None]
             xywh = np.concatenate([(xywh[:, :2] + cells[keep][mask]) * s, np.exp(xywh[:, 2:4]) * s], axis=1)
         boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:4] / 2.0, xywh[:, :2] + xywh[:, 2:4] / 2.0], axis=1)
-        results.append(_finish(boxes.astype(np.float32), scores[mask].astype(np.float32), classes[mask], meta,
-                               params, _info(infos, i)))
+        results.append(finish_detections(boxes.astype(np.float32), scores[mask].astype(np.float32), classes[mask], meta,
+                               params, info_at(infos, i)))
     return results
 
 
