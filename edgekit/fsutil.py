@@ -27,10 +27,11 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
-def _fsync_dir(directory):
+def fsync_dir(directory):
+    """Flush a folder's entries (a rename into it) to disk; best effort where the OS refuses."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from edgekit.errors import ConfigError
-from edgekit.fsutil import _fsync_dir, atomic_write_json
+from edgekit.fsutil import fsync_dir, atomic_write_json
 from edgekit.progress import say
 from edgekit.recordings import retention
 from edgekit.recordings.codec import probe_codec
@@ -474,7 +474,7 @@ class ClipRecorder(object):
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
             meta = {"version": SIDECAR_VERSION, "camera": clip.camera, "event_ids": list(clip.base.event_ids),
                     "labels": list(clip.base.labels), "start": first_t, "end": last_t,
                     "requested": {"start": clip.start, "end": clip.end}, "frames": count,
