@@ -35,6 +35,7 @@ import queue
 import threading
 import time
 
+from edgekit.errors import UserError
 from edgekit.profiler.stats import percentile  # nearest rank, one definition (docs/design/measurement.md)
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output", "end_to_end", "frame_age")
@@ -374,8 +375,6 @@ class Pipeline(object):
         """Tracks, rules and events for this frame; a fault is counted and the frame still published.
         A rule that does not fit the frame (pixels outside it, known at the first frame) stops the
         daemon: a ConfigError, exit 2."""
-        from edgekit.errors import UserError
-
         try:
             self.analytics.process(record, image)
         except UserError:
