@@ -142,9 +142,9 @@ def _check_flags(args):
     if args.plot:
         if not args.plot.lower().endswith(".png"):
             raise ConfigError("--plot writes PNG: give a .png path, got %s" % args.plot, hint="e.g. --plot run.png")
-        from edgekit.profiler.report import pyplot as _pyplot
+        from edgekit.profiler.report import pyplot
 
-        _pyplot()
+        pyplot()                # matplotlib missing: a clear error before the run, not after
 
 
 def _input_shapes(args):
